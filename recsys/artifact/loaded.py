@@ -1,0 +1,175 @@
+"""A published artifact, loaded and checked, ready to serve."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.artifact.store import read_manifest, resolve_artifact
+from recsys.errors import ArtifactError
+from recsys.retrieval import VectorIndex
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Artifact:
+    """Everything a server needs from one training run.
+
+    Rows: ``tracks`` and ``artists`` are the catalogue (all tracks, pool or
+    not, so that a request naming any track can be answered precisely);
+    "model items" are the pool tracks with training data, "model users" the
+    consenting users with training data.
+
+    Attributes
+    ----------
+    tracks
+        Catalogue: ``track_id``, ``artist_id``, ``label_id``, ``title``,
+        ``release_date``, ``in_pool``, ``model_row`` (-1: no vector),
+        ``listeners``, ``streams``.
+    user_factors
+        Shape (n_model_users, d).
+    item_factors
+        Shape (n_model_items, d).
+    artist_factors
+        Shape (n_artists, d), rows as in ``artists``.
+    item_track
+        Catalogue row of each model item, shape (n_model_items,).
+    item_artist
+        Artist row of each model item, shape (n_model_items,).
+    seen
+        CSR, shape (n_model_users, n_model_items): what each user streamed.
+    user_index, item_index
+        FAISS indexes over model items (ids are model item rows).
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    tracks: pd.DataFrame
+    artists: pd.DataFrame
+    labels: pd.DataFrame
+    artist_tags: pd.DataFrame
+    editorial_seeds: pd.DataFrame
+    editorial_rejections: pd.DataFrame
+    user_ids: np.ndarray
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    artist_factors: np.ndarray
+    item_track: np.ndarray
+    item_artist: np.ndarray
+    track_artist: np.ndarray
+    seen: sp.csr_matrix
+    user_index: VectorIndex
+    item_index: VectorIndex
+    _user_rows: dict[str, int]
+    _track_rows: pd.Index
+    _artist_rows: pd.Index
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def pool_size(self) -> int:
+        return int(self.tracks["in_pool"].sum())
+
+    def user_row(self, user_id: str) -> int | None:
+        """Model row of a user, ``None`` when the model does not know them."""
+        return self._user_rows.get(user_id)
+
+    def track_rows(self, track_ids: list[str] | np.ndarray) -> np.ndarray:
+        """Catalogue rows of track ids, -1 where unknown; shape (n,)."""
+        return self._track_rows.get_indexer(np.asarray(track_ids, dtype=object))
+
+    def artist_rows(self, artist_ids: list[str] | np.ndarray) -> np.ndarray:
+        """Artist rows of artist ids, -1 where unknown; shape (n,)."""
+        return self._artist_rows.get_indexer(np.asarray(artist_ids, dtype=object))
+
+    @classmethod
+    def load(cls, path: str | Path, *, verify: bool = True) -> Artifact:
+        """Load the artifact at ``path`` (or the newest one inside it).
+
+        Raises
+        ------
+        ArtifactError
+            Missing, incomplete or corrupted artifact: nothing is half-loaded.
+        """
+        t0 = time.perf_counter()
+        path = resolve_artifact(path)
+        manifest = read_manifest(path, verify=verify)
+        try:
+            tracks = pd.read_parquet(path / "catalogue/tracks.parquet")
+            artists = pd.read_parquet(path / "catalogue/artists.parquet")
+            labels = pd.read_parquet(path / "catalogue/labels.parquet")
+            artist_tags = pd.read_parquet(path / "catalogue/artist_tags.parquet")
+            seeds = pd.read_parquet(path / "editorial/seeds.parquet")
+            rejections = pd.read_parquet(path / "editorial/rejections.parquet")
+            user_ids = pd.read_parquet(path / "model/users.parquet")["user_id"].to_numpy(object)
+            user_factors = np.load(path / "model/user_factors.npy")
+            item_factors = np.load(path / "model/item_factors.npy")
+            artist_factors = np.load(path / "model/artist_factors.npy")
+            seen = sp.load_npz(path / "model/seen.npz").tocsr()
+            user_index = VectorIndex.load(path / "index", "user_track")
+            item_index = VectorIndex.load(path / "index", "item_item")
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ArtifactError(f"{path}: cannot load artifact ({exc})") from exc
+
+        model_row = tracks["model_row"].to_numpy()
+        item_track = np.full(len(item_factors), -1, dtype=np.int64)
+        has = model_row >= 0
+        item_track[model_row[has]] = np.flatnonzero(has)
+        artist_index = pd.Index(artists["artist_id"].to_numpy(dtype=object))
+        track_artist = artist_index.get_indexer(tracks["artist_id"].to_numpy(dtype=object))
+        problems = []
+        if (item_track < 0).any():
+            problems.append("model items without a catalogue track")
+        if len(user_factors) != len(user_ids) or seen.shape != (len(user_ids), len(item_factors)):
+            problems.append("factor and id shapes disagree")
+        if len(artist_factors) != len(artists):
+            problems.append("artist vectors and artists disagree")
+        if not tracks["in_pool"].to_numpy()[item_track[item_track >= 0]].all():
+            problems.append("a model item outside the trusted pool")
+        if user_index.ntotal != len(item_factors) or item_index.ntotal != len(item_factors):
+            problems.append("index sizes disagree with the item factors")
+        if problems:
+            raise ArtifactError(f"{path}: inconsistent artifact: {'; '.join(problems)}")
+
+        art = cls(
+            path=path,
+            manifest=manifest,
+            tracks=tracks,
+            artists=artists,
+            labels=labels,
+            artist_tags=artist_tags,
+            editorial_seeds=seeds,
+            editorial_rejections=rejections,
+            user_ids=user_ids,
+            user_factors=user_factors,
+            item_factors=item_factors,
+            artist_factors=artist_factors,
+            item_track=item_track,
+            item_artist=track_artist[item_track],
+            track_artist=track_artist,
+            seen=seen,
+            user_index=user_index,
+            item_index=item_index,
+            _user_rows={u: i for i, u in enumerate(user_ids)},
+            _track_rows=pd.Index(tracks["track_id"].to_numpy(dtype=object)),
+            _artist_rows=artist_index,
+        )
+        logger.info(
+            "loaded artifact %s (%d users, %d items, pool %d) in %.2fs",
+            art.version,
+            len(user_ids),
+            len(item_factors),
+            art.pool_size,
+            time.perf_counter() - t0,
+        )
+        return art

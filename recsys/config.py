@@ -1,0 +1,110 @@
+"""Training configuration: one dataclass per stage, loadable from TOML or JSON.
+
+``recsys train --config FILE`` reads a file with optional sections
+``[pool]``, ``[events]``, ``[als]`` and ``[retrieval]``; every key overrides
+the documented default of the same name, and an unknown key is an error
+(a typo must not silently train with the default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recsys.errors import ConfigError
+from recsys.events import EventRules
+from recsys.pool import PoolRules
+
+#: ALS defaults, tuned on the Last.fm data (see docs/als-defaults.md).
+DEFAULT_ALS: dict[str, Any] = {
+    "factors": 64,
+    "regularization": 0.01,
+    "alpha": 10.0,
+    "iterations": 15,
+    "weighting": "log1p",
+    "random_state": 0,
+}
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """FAISS index settings (see :func:`recsys.retrieval.build_index`).
+
+    Parameters
+    ----------
+    exact_threshold
+        Pools smaller than this are searched exactly; larger ones with HNSW.
+    hnsw_m, ef_construction, ef_search
+        HNSW graph degree and beam widths.
+    """
+
+    exact_threshold: int = 50_000
+    hnsw_m: int = 32
+    ef_construction: int = 100
+    ef_search: int = 128
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``recsys train`` can be told."""
+
+    pool: PoolRules = field(default_factory=PoolRules)
+    events: EventRules = field(default_factory=EventRules)
+    als: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ALS))
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pool": dataclasses.asdict(self.pool),
+            "events": dataclasses.asdict(self.events),
+            "als": dict(self.als),
+            "retrieval": dataclasses.asdict(self.retrieval),
+        }
+
+
+def _override(obj: Any, values: dict[str, Any], section: str) -> Any:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    unknown = set(values) - set(names)
+    if unknown:
+        raise ConfigError(f"[{section}]: unknown setting(s) {sorted(unknown)}")
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return dataclasses.replace(obj, **fixed)
+
+
+def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
+    """Build a :class:`TrainConfig` from nested dicts, validating the keys."""
+    unknown = set(raw) - {"pool", "events", "als", "retrieval"}
+    if unknown:
+        raise ConfigError(f"unknown config section(s) {sorted(unknown)}")
+    base = TrainConfig()
+    als = dict(DEFAULT_ALS)
+    from recsys.models import ALSModel
+
+    allowed = set(ALSModel().get_params())
+    bad = set(raw.get("als", {})) - allowed
+    if bad:
+        raise ConfigError(f"[als]: unknown setting(s) {sorted(bad)}")
+    als.update(raw.get("als", {}))
+    return TrainConfig(
+        pool=_override(base.pool, raw.get("pool", {}), "pool"),
+        events=_override(base.events, raw.get("events", {}), "events"),
+        als=als,
+        retrieval=_override(base.retrieval, raw.get("retrieval", {}), "retrieval"),
+    )
+
+
+def load_config(path: str | Path | None) -> TrainConfig:
+    """Read a TOML (``.toml``) or JSON file; ``None`` gives the defaults."""
+    if path is None:
+        return TrainConfig()
+    path = Path(path)
+    try:
+        text = path.read_text()
+        raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    return config_from_dict(raw)

@@ -1,0 +1,235 @@
+"""Personalised track recommendations, each with the reason it is there.
+
+Candidates come from the FAISS index over the trusted pool; what a user has
+already streamed, what the caller excludes and what was taken down since
+training are excluded inside the search, so a request still returns ``k``
+items whenever the pool holds ``k`` eligible ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.artifact.loaded import Artifact
+
+logger = logging.getLogger(__name__)
+
+#: How many of a user's most-listened artists are considered as the reason for a track.
+REASON_ARTISTS = 30
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an item is in an answer.
+
+    ``kind`` is one of ``listened_artist`` (a collaborative-filtering match to
+    an artist the user listens to), ``popular`` (non-personalised),
+    ``editorial_seed``, ``similar_artist``, ``seed_artist``, ``seed_track``,
+    ``new_release``, ``familiar``.
+    """
+
+    kind: str
+    text: str
+    artist_id: str | None = None
+    artist_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    track_id: str
+    artist_id: str
+    title: str | None
+    score: float
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    user_id: str
+    items: list[Item]
+    personalized: bool
+    model_version: str
+
+
+class Recommender:
+    """Track recommendations over a loaded artifact.
+
+    Parameters
+    ----------
+    artifact
+        The served artifact.
+    blocked_items
+        Boolean mask over model items, shape (n_model_items,): taken down
+        since training. ``None``: nothing blocked.
+    blocked_tracks
+        Boolean mask over catalogue tracks, shape (n_tracks,), for the
+        non-personalised list.
+    """
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        *,
+        blocked_items: np.ndarray | None = None,
+        blocked_tracks: np.ndarray | None = None,
+    ) -> None:
+        self.artifact = artifact
+        a = artifact
+        self._blocked_ids = (
+            np.flatnonzero(blocked_items).astype(np.int64) if blocked_items is not None else None
+        )
+        n_tracks = len(a.tracks)
+        tracks_blocked = (
+            blocked_tracks if blocked_tracks is not None else np.zeros(n_tracks, dtype=bool)
+        )
+        eligible = a.tracks["in_pool"].to_numpy(dtype=bool) & ~tracks_blocked
+        # Non-personalised ranking: pool tracks by distinct first-party listeners.
+        listeners = a.tracks["listeners"].to_numpy()
+        order = np.lexsort((np.arange(n_tracks), -listeners))
+        self._popular = order[eligible[order]]
+        self._track_ids = a.tracks["track_id"].to_numpy(dtype=object)
+        self._titles = a.tracks["title"].to_numpy(dtype=object)
+        self._artist_ids = a.artists["artist_id"].to_numpy(dtype=object)
+        self._artist_names = a.artists["name"].to_numpy(dtype=object)
+        self._track_artist = a.track_artist
+        self._max_listeners = max(int(listeners.max()) if len(listeners) else 1, 1)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _item(self, track_row: int, score: float, reason: Reason) -> Item:
+        return Item(
+            track_id=str(self._track_ids[track_row]),
+            artist_id=str(self._artist_ids[self._track_artist[track_row]]),
+            title=None if self._titles[track_row] is None else str(self._titles[track_row]),
+            score=float(score),
+            reason=reason,
+        )
+
+    def artist_name(self, artist_row: int) -> str:
+        name = self._artist_names[artist_row]
+        return str(name) if name is not None else str(self._artist_ids[artist_row])
+
+    def popular(self, k: int, *, exclude_tracks: np.ndarray | None = None) -> list[Item]:
+        """The most-listened pool tracks, non-personalised.
+
+        Parameters
+        ----------
+        exclude_tracks
+            Catalogue rows to leave out.
+        """
+        rows = self._popular
+        if exclude_tracks is not None and len(exclude_tracks):
+            rows = rows[~np.isin(rows, exclude_tracks)]
+        rows = rows[:k]
+        listeners = self.artifact.tracks["listeners"].to_numpy()
+        reason = Reason("popular", "Popular with listeners on the platform")
+        return [self._item(int(r), listeners[r] / self._max_listeners, reason) for r in rows]
+
+    def _exclusions(self, user_row: int, exclude_tracks: np.ndarray | None) -> np.ndarray:
+        seen = self.artifact.seen
+        ids = seen.indices[seen.indptr[user_row] : seen.indptr[user_row + 1]].astype(np.int64)
+        if exclude_tracks is not None and len(exclude_tracks):
+            model_rows = self.artifact.tracks["model_row"].to_numpy()[exclude_tracks]
+            ids = np.union1d(ids, model_rows[model_rows >= 0].astype(np.int64))
+        return ids
+
+    def _reasons(self, user_row: int, items: np.ndarray) -> list[Reason]:
+        """For each recommended model item, the listened artist closest to it."""
+        a = self.artifact
+        seen_items = a.seen.indices[a.seen.indptr[user_row] : a.seen.indptr[user_row + 1]]
+        listened, counts = np.unique(a.item_artist[seen_items], return_counts=True)
+        top = listened[np.argsort(-counts, kind="stable")[:REASON_ARTISTS]]
+        if len(top) == 0:
+            return [Reason("popular", "Popular with listeners on the platform")] * len(items)
+        sims = a.artist_factors[top] @ a.item_factors[items].T  # (n_top, n_items)
+        best = top[np.argmax(sims, axis=0)]
+        own = a.item_artist[items]
+        top_set = set(top.tolist())
+        out = []
+        for b, o in zip(best, own, strict=True):
+            chosen = o if o in top_set else b  # the track's own artist, when the user listens to it
+            name = self.artist_name(int(chosen))
+            out.append(
+                Reason(
+                    "listened_artist",
+                    f"Because you listen to {name}",
+                    artist_id=str(self._artist_ids[chosen]),
+                    artist_name=name,
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ public
+
+    def for_user(
+        self, user_id: str, k: int, *, exclude_track_ids: Sequence[str] = ()
+    ) -> Recommendations:
+        """Top-``k`` pool tracks for one user (see :meth:`for_users`)."""
+        return self.for_users([user_id], k, exclude_track_ids=exclude_track_ids)[0]
+
+    def for_users(
+        self, user_ids: Sequence[str], k: int, *, exclude_track_ids: Sequence[str] = ()
+    ) -> list[Recommendations]:
+        """Top-``k`` pool tracks for each user, seen tracks excluded.
+
+        Users the model does not know (unknown, without consent, or without
+        first-party data) get the non-personalised list, marked as such.
+
+        Parameters
+        ----------
+        user_ids
+            Shape (n,).
+        k
+            Items per user (> 0).
+        exclude_track_ids
+            Tracks to leave out for every user in this call.
+
+        Returns
+        -------
+        list of Recommendations
+            One per user, in order.
+        """
+        if k <= 0:
+            raise ValueError("k must be positive")
+        a = self.artifact
+        excl_rows = a.track_rows(list(exclude_track_ids)) if exclude_track_ids else None
+        if excl_rows is not None:
+            excl_rows = excl_rows[excl_rows >= 0]
+        rows = [a.user_row(u) for u in user_ids]
+        known = [i for i, r in enumerate(rows) if r is not None]
+        results: list[Recommendations | None] = [None] * len(user_ids)
+
+        if known:
+            user_rows = np.array([rows[i] for i in known], dtype=np.int64)
+            excludes = [self._exclusions(int(r), excl_rows) for r in user_rows]
+            scores, ids = a.user_index.search(
+                a.user_factors[user_rows], k, exclude=excludes, blocked=self._blocked_ids
+            )
+            for j, i in enumerate(known):
+                valid = ids[j] >= 0
+                items_j = ids[j][valid]
+                reasons = self._reasons(int(user_rows[j]), items_j)
+                out = [
+                    self._item(int(a.item_track[it]), s, r)
+                    for it, s, r in zip(items_j, scores[j][valid], reasons, strict=True)
+                ]
+                if len(out) < k:
+                    # The model's items are exhausted: fill from the rest of the pool.
+                    taken = np.concatenate(
+                        [a.item_track[excludes[j]], a.item_track[items_j]]
+                        + ([excl_rows] if excl_rows is not None else [])
+                    )
+                    out += self.popular(k - len(out), exclude_tracks=taken)
+                results[i] = Recommendations(user_ids[i], out, True, a.version)
+
+        popular = None
+        for i, r in enumerate(results):
+            if r is None:
+                if popular is None:
+                    popular = self.popular(k, exclude_tracks=excl_rows)
+                results[i] = Recommendations(user_ids[i], popular, False, a.version)
+        return results  # type: ignore[return-value]

@@ -1,0 +1,195 @@
+"""The ``recsys`` command line: a thin shell over the library.
+
+Commands: ``generate``, ``train``, ``recommend``, ``serve``, ``demo``,
+``import-lastfm``. See ``shared/spec/interfaces.md`` and the README.
+"""
+
+from __future__ import annotations
+
+import os
+
+# implicit warns and runs up to 10x slower when OpenBLAS spawns its own threads
+# inside its workers; set before numpy is imported anywhere.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from recsys.errors import RecsysError  # noqa: E402
+
+logger = logging.getLogger("recsys.cli")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from recsys.synth import generate_platform
+
+    summary = generate_platform(args.out, scale=args.scale, seed=args.seed)
+    logger.info(
+        "generated %s platform in %s (%.1fs): %s",
+        summary.scale,
+        summary.out_dir,
+        summary.elapsed_s,
+        summary.row_counts,
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.pipeline import run_training
+
+    result = run_training(args.data, args.out, config_path=args.config, show_progress=True)
+    m = result.manifest
+    logger.info(
+        "artifact %s at %s: %d users x %d items, pool %d of %d tracks, %d rows quarantined",
+        m["version"],
+        result.path,
+        m["training"]["users"],
+        m["training"]["items"],
+        m["pool"]["eligible"],
+        m["pool"]["tracks"],
+        m["quarantine"]["total"],
+    )
+    print(json.dumps({"artifact": str(result.path), "version": m["version"]}))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from recsys.surfaces.engine import Engine
+
+    engine = Engine.load(args.artifact)
+    users = [line.strip() for line in Path(args.users).read_text().splitlines() if line.strip()]
+    out = open(args.out, "w") if args.out else sys.stdout  # noqa: SIM115
+    t0 = time.perf_counter()
+    try:
+        batch = 4096
+        for start in range(0, len(users), batch):
+            for rec in engine.recommender.for_users(users[start : start + batch], args.k):
+                line = {
+                    "user_id": rec.user_id,
+                    "personalized": rec.personalized,
+                    "items": [
+                        {
+                            "track_id": it.track_id,
+                            "artist_id": it.artist_id,
+                            "score": round(it.score, 6),
+                            "reason": it.reason.text,
+                        }
+                        for it in rec.items
+                    ],
+                }
+                out.write(json.dumps(line) + "\n")
+    finally:
+        if args.out:
+            out.close()
+    logger.info("recommended for %d users in %.2fs", len(users), time.perf_counter() - t0)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.settings import ServiceSettings
+
+    settings = ServiceSettings(artifact=args.artifact, host=args.host, port=args.port)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from recsys.synth import generate_platform
+    from training.pipeline import run_training
+
+    base = Path(args.dir)
+    data = base / "data"
+    if not (data / "tracks.parquet").exists():
+        generate_platform(data, scale=args.scale, seed=args.seed)
+    result = run_training(data, base / "artifacts", show_progress=True)
+    users = __import__("pandas").read_parquet(result.path / "model/users.parquet")["user_id"]
+    example = users.iloc[0] if len(users) else "u0000001"
+    url = f"http://{args.host}:{args.port}"
+    logger.info("demo ready: try\n  curl '%s/v1/users/%s/recommendations?k=10'", url, example)
+    if args.no_serve:
+        return 0
+    args.artifact = str(base / "artifacts")
+    return cmd_serve(args)
+
+
+def cmd_import_lastfm(args: argparse.Namespace) -> int:
+    from recsys.contract.lastfm import convert_lastfm
+
+    counts = convert_lastfm(Path(args.src), Path(args.out))
+    logger.info("wrote contract directory %s: %s", args.out, counts)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recsys", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write a synthetic platform in the data contract")
+    g.add_argument("--out", required=True)
+    g.add_argument("--scale", default="small", choices=["tiny", "small", "medium", "large"])
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=cmd_generate)
+
+    t = sub.add_parser("train", help="validate, build the pool, train, index, publish an artifact")
+    t.add_argument("--data", required=True, help="contract directory")
+    t.add_argument("--out", required=True, help="artifact directory (or a directory of them)")
+    t.add_argument("--config", help="TOML or JSON file overriding stage settings")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("recommend", help="batch recommendations, one JSON line per user")
+    r.add_argument("--artifact", required=True)
+    r.add_argument("--users", required=True, help="file with one user id per line")
+    r.add_argument("--k", type=int, default=20)
+    r.add_argument("--out", help="output file (default: stdout)")
+    r.set_defaults(func=cmd_recommend)
+
+    s = sub.add_parser("serve", help="the HTTP service")
+    s.add_argument("--artifact", required=True)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("demo", help="generate a small platform, train, serve it")
+    d.add_argument("--dir", default="demo")
+    d.add_argument("--scale", default="small", choices=["tiny", "small", "medium"])
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=8000)
+    d.add_argument("--no-serve", action="store_true", help="stop after training")
+    d.set_defaults(func=cmd_demo)
+
+    lf = sub.add_parser("import-lastfm", help="map the Last.fm HetRec data to the contract")
+    lf.add_argument("--src", required=True)
+    lf.add_argument("--out", required=True)
+    lf.set_defaults(func=cmd_import_lastfm)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except RecsysError as exc:
+        logger.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
