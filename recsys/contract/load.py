@@ -217,7 +217,12 @@ def _read_table(path: Path, table: Table, dictionary_ids: bool) -> pa.Table:
 
 # Per-row problem codes, kept as int8 so that a 30M-row table costs 30 MB to check.
 OK, MISSING, BAD_TYPE, BAD_ENUM, OUT_OF_RANGE = 0, 1, 2, 3, 4
-_CODE_NAMES = {MISSING: "missing_value", BAD_TYPE: "bad_type", BAD_ENUM: "bad_enum", OUT_OF_RANGE: "out_of_range"}
+_CODE_NAMES = {
+    MISSING: "missing_value",
+    BAD_TYPE: "bad_type",
+    BAD_ENUM: "bad_enum",
+    OUT_OF_RANGE: "out_of_range",
+}
 
 
 def _np_bool(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -242,7 +247,9 @@ def _blank(arr: pa.ChunkedArray) -> np.ndarray:
         return _np_bool(arr.is_null()) | _np_bool(pc.equal(pc.utf8_trim_whitespace(text), ""))
     parts = []
     for chunk in arr.chunks:
-        dict_blank = _np_bool(pc.equal(pc.utf8_trim_whitespace(chunk.dictionary.cast(pa.string())), ""))
+        dict_blank = _np_bool(
+            pc.equal(pc.utf8_trim_whitespace(chunk.dictionary.cast(pa.string())), "")
+        )
         idx = np.asarray(pc.fill_null(chunk.indices, 0).to_numpy(zero_copy_only=False))
         blank = dict_blank[idx] if len(dict_blank) else np.zeros(len(chunk), dtype=bool)
         parts.append(blank | _np_bool(chunk.is_null()))

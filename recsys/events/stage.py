@@ -143,7 +143,9 @@ def select_training_events(
         kept=len(kept),
         filters=tuple(f.name for f in filters),
     )
-    logger.info("event stage: kept %d of %d %s (dropped %s)", len(kept), n, data.event_table, dropped)
+    logger.info(
+        "event stage: kept %d of %d %s (dropped %s)", len(kept), n, data.event_table, dropped
+    )
     return kept, report
 
 

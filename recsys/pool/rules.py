@@ -163,7 +163,9 @@ def build_pool(
 
     columns = {
         "track_taken_down": tracks["status"].to_numpy() == "taken_down",
-        "ai_generated_declared": tracks["ai_disclosure"].isin(rules.excluded_ai_disclosures).to_numpy(),
+        "ai_generated_declared": tracks["ai_disclosure"]
+        .isin(rules.excluded_ai_disclosures)
+        .to_numpy(),
         "ai_score_high": score_high,
         "artist_unverified": ~verified if rules.require_verified_artist else np.zeros(n, bool),
         "label_untrusted": ~pd.Series(status).isin(rules.trusted_label_statuses).to_numpy(),
@@ -173,8 +175,10 @@ def build_pool(
         "takedown_artist": member(artist_ids, takedowns.artist_ids),
         "takedown_label": member(label_ids, takedowns.label_ids),
     }
-    reasons = np.column_stack([np.asarray(columns[r], dtype=bool) for r in REASONS]) if n else (
-        np.zeros((0, len(REASONS)), dtype=bool)
+    reasons = (
+        np.column_stack([np.asarray(columns[r], dtype=bool) for r in REASONS])
+        if n
+        else (np.zeros((0, len(REASONS)), dtype=bool))
     )
     pool = Pool(
         track_ids=tracks["track_id"].to_numpy(dtype=object),

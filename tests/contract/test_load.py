@@ -90,7 +90,11 @@ def broken_dir(tmp_path: Path) -> Path:
 
 EXPECTED = {
     "labels": {2: "bad_enum:status"},
-    "artists": {2: "unknown_reference:label_id", 3: "bad_type:verified", 4: "missing_value:artist_id"},
+    "artists": {
+        2: "unknown_reference:label_id",
+        3: "bad_type:verified",
+        4: "missing_value:artist_id",
+    },
     "tracks": {
         1: "out_of_range:duration_ms",
         2: "bad_type:release_date",
@@ -113,7 +117,9 @@ EXPECTED = {
 
 def test_bad_rows_are_quarantined_exactly_with_reasons(broken_dir: Path) -> None:
     data = load_contract(broken_dir)
-    got = {t: dict(zip(f["row"], f["reason"], strict=True)) for t, f in data.quarantine.frames.items()}
+    got = {
+        t: dict(zip(f["row"], f["reason"], strict=True)) for t, f in data.quarantine.frames.items()
+    }
     assert got == EXPECTED
     # Kept rows are exactly the others.
     assert list(data.labels["label_id"]) == ["l1", "l2"]
@@ -186,10 +192,20 @@ def test_plays_table(tmp_path: Path) -> None:
     tables = minimal_tables()
     del tables["streams"]
     tables["plays"] = pd.DataFrame(
-        {"user_id": ["u1", "u1", "u2", "u1"], "track_id": ["t1", "t2", "t1", "t1"], "plays": [3, 0, 2, 5]}
+        {
+            "user_id": ["u1", "u1", "u2", "u1"],
+            "track_id": ["t1", "t2", "t1", "t1"],
+            "plays": [3, 0, 2, 5],
+        }
     )
     data = load_contract(write_tables(tmp_path / "d", tables))
     assert data.event_table == "plays"
     assert list(data.plays["plays"]) == [3, 2]
-    reasons = dict(zip(data.quarantine.frames["plays"]["row"], data.quarantine.frames["plays"]["reason"], strict=True))
+    reasons = dict(
+        zip(
+            data.quarantine.frames["plays"]["row"],
+            data.quarantine.frames["plays"]["reason"],
+            strict=True,
+        )
+    )
     assert reasons == {1: "out_of_range:plays", 3: "duplicate_key"}

@@ -48,7 +48,10 @@ def test_filters_and_erasure_drop_rows(tmp_path: Path) -> None:
 
 def test_aggregate_counts_and_compacts() -> None:
     events = pd.DataFrame(
-        {"user_idx": np.array([4, 4, 4, 1, 1], np.int32), "track_idx": np.array([7, 7, 2, 7, 9], np.int32)}
+        {
+            "user_idx": np.array([4, 4, 4, 1, 1], np.int32),
+            "track_idx": np.array([7, 7, 2, 7, 9], np.int32),
+        }
     )
     inter = aggregate(events, n_users=5, n_tracks=10)
     assert list(inter.user_idx) == [1, 4] and list(inter.track_idx) == [2, 7, 9]
@@ -59,7 +62,11 @@ def test_aggregate_counts_and_compacts() -> None:
 
 def test_aggregate_plays_sums() -> None:
     events = pd.DataFrame(
-        {"user_idx": np.array([0, 0, 1], np.int32), "track_idx": np.array([3, 1, 3], np.int32), "plays": [5, 2, 7]}
+        {
+            "user_idx": np.array([0, 0, 1], np.int32),
+            "track_idx": np.array([3, 1, 3], np.int32),
+            "plays": [5, 2, 7],
+        }
     )
     inter = aggregate(events, n_users=2, n_tracks=4)
     np.testing.assert_array_equal(inter.matrix.toarray(), [[2, 5], [0, 7]])

@@ -22,7 +22,9 @@ def test_confidence_log1p_known_answer() -> None:
     m = sp.csr_matrix(np.array([[0, 1], [3, 0]], dtype=np.float32))
     c = confidence(m, weighting="log1p", alpha=10)
     np.testing.assert_allclose(c.toarray(), [[0, 10 * np.log(2)], [10 * np.log(4), 0]], rtol=1e-6)
-    np.testing.assert_allclose(confidence(m, weighting="linear", alpha=2).toarray(), [[0, 2], [6, 0]])
+    np.testing.assert_allclose(
+        confidence(m, weighting="linear", alpha=2).toarray(), [[0, 2], [6, 0]]
+    )
 
 
 def test_als_recovers_block_structure() -> None:

@@ -13,7 +13,11 @@ from recsys.pool import REASONS, PoolRules, Takedowns, build_pool
 
 def _catalogue(draw_labels, draw_artists, draw_tracks):
     labels = pd.DataFrame(
-        {"label_id": [f"l{i}" for i in range(len(draw_labels))], "name": None, "status": draw_labels}
+        {
+            "label_id": [f"l{i}" for i in range(len(draw_labels))],
+            "name": None,
+            "status": draw_labels,
+        }
     )
     artists = pd.DataFrame(
         {
@@ -38,10 +42,16 @@ def _catalogue(draw_labels, draw_artists, draw_tracks):
 @st.composite
 def catalogues(draw):
     n_labels = draw(st.integers(1, 4))
-    label_status = draw(st.lists(st.sampled_from(LABEL_STATUSES), min_size=n_labels, max_size=n_labels))
+    label_status = draw(
+        st.lists(st.sampled_from(LABEL_STATUSES), min_size=n_labels, max_size=n_labels)
+    )
     n_artists = draw(st.integers(1, 6))
     artists = draw(
-        st.lists(st.tuples(st.integers(0, n_labels - 1), st.booleans()), min_size=n_artists, max_size=n_artists)
+        st.lists(
+            st.tuples(st.integers(0, n_labels - 1), st.booleans()),
+            min_size=n_artists,
+            max_size=n_artists,
+        )
     )
     tracks = draw(
         st.lists(
@@ -88,7 +98,9 @@ def _rule(track, artist, label_status, opted, taken_down) -> bool:
 def test_pool_matches_contract_rule(case) -> None:
     (labels, artists, tracks), opt, take = case
     opt_outs = pd.DataFrame(opt, columns=["entity_type", "entity_id"])
-    pool = build_pool(tracks, artists, labels, opt_outs, takedowns=Takedowns(track_ids=frozenset(take)))
+    pool = build_pool(
+        tracks, artists, labels, opt_outs, takedowns=Takedowns(track_ids=frozenset(take))
+    )
     a_by_id = artists.set_index("artist_id")
     status = labels.set_index("label_id")["status"]
     for i, t in tracks.iterrows():
@@ -102,17 +114,42 @@ def test_pool_matches_contract_rule(case) -> None:
 
 
 def test_reason_codes_known_answer() -> None:
-    labels = pd.DataFrame({"label_id": ["l1", "l2"], "name": None, "status": ["verified", "unverified"]})
+    labels = pd.DataFrame(
+        {"label_id": ["l1", "l2"], "name": None, "status": ["verified", "unverified"]}
+    )
     artists = pd.DataFrame(
-        {"artist_id": ["a1", "a2", "a3"], "name": None, "label_id": ["l1", "l2", "l1"], "verified": [True, True, False]}
+        {
+            "artist_id": ["a1", "a2", "a3"],
+            "name": None,
+            "label_id": ["l1", "l2", "l1"],
+            "verified": [True, True, False],
+        }
     )
     tracks = pd.DataFrame(
         {
             "track_id": ["ok", "down", "gen", "score", "lab", "unv", "opt", "edge"],
             "artist_id": ["a1", "a1", "a1", "a1", "a2", "a3", "a1", "a1"],
-            "ai_disclosure": ["none", "none", "generated", "assisted", "none", "none", "none", "none"],
+            "ai_disclosure": [
+                "none",
+                "none",
+                "generated",
+                "assisted",
+                "none",
+                "none",
+                "none",
+                "none",
+            ],
             "ai_score": [0.1, None, None, 0.7, None, None, None, 0.5],
-            "status": ["active", "taken_down", "active", "active", "active", "active", "active", "active"],
+            "status": [
+                "active",
+                "taken_down",
+                "active",
+                "active",
+                "active",
+                "active",
+                "active",
+                "active",
+            ],
         }
     )
     pool = build_pool(
@@ -139,9 +176,17 @@ def test_reason_codes_known_answer() -> None:
 
 def test_threshold_is_a_setting() -> None:
     labels = pd.DataFrame({"label_id": ["l1"], "name": None, "status": ["verified"]})
-    artists = pd.DataFrame({"artist_id": ["a1"], "name": None, "label_id": ["l1"], "verified": [True]})
+    artists = pd.DataFrame(
+        {"artist_id": ["a1"], "name": None, "label_id": ["l1"], "verified": [True]}
+    )
     tracks = pd.DataFrame(
-        {"track_id": ["t"], "artist_id": ["a1"], "ai_disclosure": ["none"], "ai_score": [0.6], "status": ["active"]}
+        {
+            "track_id": ["t"],
+            "artist_id": ["a1"],
+            "ai_disclosure": ["none"],
+            "ai_score": [0.6],
+            "status": ["active"],
+        }
     )
     assert not build_pool(tracks, artists, labels).eligible[0]
     assert build_pool(tracks, artists, labels, rules=PoolRules(ai_score_threshold=0.7)).eligible[0]
