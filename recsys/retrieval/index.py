@@ -113,6 +113,10 @@ _MAX_BLOCK_ENTRIES = 1 << 22
 _MAX_GATHER_ELEMENTS = 1 << 23
 # Largest HNSW search breadth of the per-query selector fallback.
 _FALLBACK_MAX_EF = 4096
+#: When at most this many items remain eligible for a query, the fallback scans
+#: them exhaustively: exact, and cheaper than a filtered graph walk, which on an
+#: inner-product graph can miss isolated eligible items.
+_EXACT_WHEN_ELIGIBLE_AT_MOST = 20_000
 # Rows processed at once when checking build input for NaN/inf (bounds the temp).
 _CHECK_CHUNK = 1 << 16
 
@@ -456,7 +460,10 @@ class VectorIndex:
         else:
             sel = blocked_sel
         qi = q[row : row + 1]
-        dist, pos = self._selector_search(qi, kk, sel, n - n_eligible)
+        if self._kind == "hnsw" and n_eligible <= _EXACT_WHEN_ELIGIBLE_AT_MOST:
+            dist, pos = self._exact_storage_search(qi, kk, sel)
+        else:
+            dist, pos = self._selector_search(qi, kk, sel, n - n_eligible)
         got = pos[pos >= 0]
         if self._kind == "hnsw":
             # Keep first occurrences only (see the duplicate check in _overfetch).

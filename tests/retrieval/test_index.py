@@ -287,12 +287,14 @@ def test_hnsw_exact_last_resort_when_selector_search_comes_up_short(monkeypatch)
     np.testing.assert_allclose(scores, ref_s, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("max_ef", [10, 4096])
-def test_hnsw_few_eligible_items_are_all_found(monkeypatch, max_ef):
-    # Nearly everything blocked: with a narrow search breadth the filtered graph
-    # search cannot reach the few eligible items, so the exhaustive storage search
-    # must supply them.
-    monkeypatch.setattr(index_mod, "_FALLBACK_MAX_EF", max_ef)
+@pytest.mark.parametrize("eligible_cap", [0, 20_000])
+def test_hnsw_few_eligible_items_are_all_found(monkeypatch, eligible_cap):
+    # Nearly everything blocked: a filtered graph search with a narrow breadth
+    # cannot reach the few eligible items. Either the fallback scans the eligible
+    # items directly (few of them), or the graph search comes up short and the
+    # exhaustive storage search supplies them: both must be exact.
+    monkeypatch.setattr(index_mod, "_FALLBACK_MAX_EF", 10)
+    monkeypatch.setattr(index_mod, "_EXACT_WHEN_ELIGIBLE_AT_MOST", eligible_cap)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3_000, 8)).astype(np.float32)
     q = rng.standard_normal((20, 8)).astype(np.float32)
@@ -307,7 +309,7 @@ def test_hnsw_few_eligible_items_are_all_found(monkeypatch, max_ef):
     monkeypatch.setattr(VectorIndex, "_exact_storage_search", spy)
     blocked = np.setdiff1d(np.arange(len(x)), rng.choice(len(x), 15, replace=False))
     scores, ids = idx.search(q, K, blocked=blocked)
-    assert bool(calls) == (max_ef == 10)  # the wide fallback search finds them itself
+    assert calls
     ref_s, ref_i = brute_force(x, np.arange(len(x)), q, K, blocked=blocked)
     np.testing.assert_array_equal(ids, ref_i)
     np.testing.assert_allclose(scores, ref_s, rtol=1e-5, atol=1e-5)
