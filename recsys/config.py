@@ -1,7 +1,7 @@
 """Training configuration: one dataclass per stage, loadable from TOML or JSON.
 
 ``recsys train --config FILE`` reads a file with optional sections
-``[pool]``, ``[events]``, ``[als]`` and ``[retrieval]``; every key overrides
+``[pool]``, ``[events]``, ``[fraud]``, ``[als]``, ``[retrieval]`` and ``[graph]``; every key overrides
 the documented default of the same name, and an unknown key is an error
 (a typo must not silently train with the default).
 """
@@ -17,6 +17,8 @@ from typing import Any
 
 from recsys.errors import ConfigError
 from recsys.events import EventRules
+from recsys.fraud import FraudSettings
+from recsys.graph.config import GraphConfig
 from recsys.pool import PoolRules
 
 #: ALS defaults, tuned on the Last.fm data (see docs/als-defaults.md).
@@ -54,15 +56,19 @@ class TrainConfig:
 
     pool: PoolRules = field(default_factory=PoolRules)
     events: EventRules = field(default_factory=EventRules)
+    fraud: FraudSettings = field(default_factory=FraudSettings)
     als: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ALS))
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "pool": dataclasses.asdict(self.pool),
             "events": dataclasses.asdict(self.events),
+            "fraud": dataclasses.asdict(self.fraud),
             "als": dict(self.als),
             "retrieval": dataclasses.asdict(self.retrieval),
+            "graph": dataclasses.asdict(self.graph),
         }
 
 
@@ -77,7 +83,7 @@ def _override(obj: Any, values: dict[str, Any], section: str) -> Any:
 
 def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     """Build a :class:`TrainConfig` from nested dicts, validating the keys."""
-    unknown = set(raw) - {"pool", "events", "als", "retrieval"}
+    unknown = set(raw) - {"pool", "events", "fraud", "als", "retrieval", "graph"}
     if unknown:
         raise ConfigError(f"unknown config section(s) {sorted(unknown)}")
     base = TrainConfig()
@@ -92,8 +98,10 @@ def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     return TrainConfig(
         pool=_override(base.pool, raw.get("pool", {}), "pool"),
         events=_override(base.events, raw.get("events", {}), "events"),
+        fraud=_override(base.fraud, raw.get("fraud", {}), "fraud"),
         als=als,
         retrieval=_override(base.retrieval, raw.get("retrieval", {}), "retrieval"),
+        graph=_override(base.graph, raw.get("graph", {}), "graph"),
     )
 
 

@@ -4,13 +4,16 @@ Stages (each timed and logged, times in the manifest):
 
 1. ``load``: check tables and columns, type-check rows, quarantine bad ones;
 2. ``pool``: the trusted-pool rule, with a reason for every exclusion;
-3. ``events``: the training rule (consent, >= 30 s, pool, not erased, not
+3. ``fraud``: fraud detection over all events (stream and account rules);
+4. ``events``: the training rule (consent, >= 30 s, pool, not erased, not
    fraudulent: event filters plug in here);
-4. ``aggregate``: user x track counts over the rows that have data;
-5. ``fit``: implicit ALS on confidence-weighted counts;
-6. ``vectors``: artist vectors from track vectors;
-7. ``index``: FAISS indexes over pool tracks only;
-8. ``publish``: write everything to a temporary directory, checksum, rename.
+5. ``aggregate``: user x track counts over the rows that have data;
+6. ``fit``: implicit ALS on confidence-weighted counts;
+7. ``vectors``: artist vectors from track vectors;
+8. ``graph``: the similar-artist graph (editorial seeds, anchored learned
+   relations; see :mod:`recsys.graph`);
+9. ``index``: FAISS indexes over pool tracks only;
+10. ``publish``: write everything to a temporary directory, checksum, rename.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from recsys.artifact.store import atomic_directory, destination_for, new_version
 from recsys.config import TrainConfig
 from recsys.contract.load import ContractData, load_contract
 from recsys.events import EventFilter, aggregate, select_training_events
+from recsys.fraud import FraudDetector, FraudResult
+from recsys.graph.stage import publish_graph, run_graph_stage, slim_events
 from recsys.models import ALSModel, artist_vectors
 from recsys.pool import Takedowns, build_pool
 from recsys.retrieval import build_index
@@ -55,6 +60,19 @@ class StageTimer:
         finally:
             self.times[name] = round(time.perf_counter() - t0, 4)
             logger.info("stage %s done in %.2fs", name, self.times[name])
+
+
+@dataclass(frozen=True)
+class FlaggedRows:
+    """An event filter whose answer was computed beforehand (the ``fraud`` stage)."""
+
+    name: str
+    mask: np.ndarray
+
+    def __call__(self, data: ContractData, events: pd.DataFrame) -> np.ndarray:
+        if len(events) != len(self.mask):
+            raise ValueError(f"filter {self.name}: computed for another event table")
+        return self.mask
 
 
 @dataclass
@@ -115,6 +133,7 @@ def train(
 
     with timer.stage("load"):
         data = load_contract(data_dir)
+        data.quarantine.redact_users(erased_user_ids)
     with timer.stage("pool"):
         pool = build_pool(
             data.tracks,
@@ -124,6 +143,11 @@ def train(
             rules=config.pool,
             takedowns=takedowns,
         )
+    fraud: FraudResult | None = None
+    if config.events.detect_fraud:
+        with timer.stage("fraud"):
+            fraud = FraudDetector(settings=config.fraud).detect(data)
+            filters = (*filters, FlaggedRows("fraud", fraud.stream_flagged))
     with timer.stage("events"):
         erased = (
             data.users["user_id"].isin(list(erased_user_ids)).to_numpy()
@@ -137,6 +161,8 @@ def train(
         inter = aggregate(
             events, n_users=len(data.users), n_tracks=len(data.tracks), rules=config.events
         )
+        # The graph stage counts co-listening over the kept events: keep its columns only.
+        graph_events = slim_events(events)
         del events
     with timer.stage("fit"):
         model = ALSModel(**config.als).fit(inter.matrix, show_progress=show_progress)
@@ -150,6 +176,9 @@ def train(
         a_vectors = artist_vectors(
             model.item_factors_, artist_rows, len(data.artists), weights=np.log1p(listeners)
         )
+    with timer.stage("graph"):
+        graph = run_graph_stage(data, pool.eligible, a_vectors, graph_events, config.graph)
+        del graph_events
     with timer.stage("index"):
         rc = config.retrieval
         item_ids = np.arange(len(inter.track_idx), dtype=np.int64)
@@ -197,6 +226,13 @@ def train(
         item_index.save(tmp / "index", "item_item")
         pool.exclusions().to_parquet(tmp / "pool/exclusions.parquet", index=False)
         data.quarantine.write(tmp / "quarantine")
+        if fraud is not None:
+            # Flagged accounts, for audit; erased users leave no trace here either.
+            accounts = fraud.accounts.drop(columns=["user_idx"], errors="ignore")
+            accounts = accounts.loc[~accounts["user_id"].isin(list(erased_user_ids))]
+            (tmp / "fraud").mkdir()
+            accounts.to_parquet(tmp / "fraud/accounts.parquet", index=False)
+        publish_graph(tmp, graph, Path(data_dir))
 
         manifest = {
             "version": version,
@@ -212,6 +248,7 @@ def train(
             "quarantine": {"total": data.quarantine.total, "by_table": data.quarantine.counts()},
             "pool": pool.summary(),
             "events": report.to_dict(),
+            "fraud": fraud.summary() if fraud is not None else {"enabled": False},
             "training": {
                 "model": "implicit.cpu.als.AlternatingLeastSquares",
                 "params": model.get_params(),
@@ -229,6 +266,7 @@ def train(
                     "size": item_index.ntotal,
                 },
             },
+            "graph": graph.summary,
             "config": config.to_dict(),
             "metrics": {},
         }

@@ -1,7 +1,7 @@
 """The ``recsys`` command line: a thin shell over the library.
 
 Commands: ``generate``, ``train``, ``recommend``, ``serve``, ``demo``,
-``import-lastfm``. See ``shared/spec/interfaces.md`` and the README.
+``import-lastfm``, ``review export`` / ``review import``. See ``shared/spec/interfaces.md`` and the README.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from training.pipeline import run_training
 
-    result = run_training(args.data, args.out, config_path=args.config, show_progress=True)
+    result = run_training(
+        args.data, args.out, config_path=args.config, state_path=args.state, show_progress=True
+    )
     m = result.manifest
     logger.info(
         "artifact %s at %s: %d users x %d items, pool %d of %d tracks, %d rows quarantined",
@@ -97,6 +99,43 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from recsys.config import load_config
+    from recsys.contract.load import load_contract
+    from recsys.fraud import FraudDetector
+    from recsys.report import stream_report
+
+    def day(text: str | None) -> dt.date | None:
+        return dt.date.fromisoformat(text) if text else None
+
+    config = load_config(args.config)
+    data = load_contract(args.data)
+    # Detection sees all the data: context outside the period (a loop that
+    # started earlier) still counts.
+    fraud = FraudDetector(settings=config.fraud).detect(data)
+    report = stream_report(
+        data,
+        fraud.stream_reason,
+        fraud.reason_names,
+        since=day(args.since),
+        until=day(args.until),
+        rules_run=fraud.rules_run,
+    )
+    report.write(args.out)
+    totals = report.totals()
+    logger.info(
+        "stream report in %s: %d counted = %d eligible + %d excluded %s",
+        args.out,
+        totals["counted"],
+        totals["eligible"],
+        totals["excluded"],
+        totals["excluded_by_reason"],
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -135,6 +174,22 @@ def cmd_import_lastfm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review_export(args: argparse.Namespace) -> int:
+    from recsys.graph.review import export_review
+
+    rows = export_review(args.artifact, args.out, n=args.n)
+    logger.info("wrote %d learned relations for review to %s", len(rows), args.out)
+    return 0
+
+
+def cmd_review_import(args: argparse.Namespace) -> int:
+    from recsys.graph.review import import_review
+
+    report = import_review(args.file, args.data)
+    print(json.dumps(report.to_dict()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recsys", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -150,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="contract directory")
     t.add_argument("--out", required=True, help="artifact directory (or a directory of them)")
     t.add_argument("--config", help="TOML or JSON file overriding stage settings")
+    t.add_argument(
+        "--state", help="SQLite state file of takedowns and erasures (default: $RECSYS_STATE_PATH)"
+    )
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("recommend", help="batch recommendations, one JSON line per user")
@@ -158,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--k", type=int, default=20)
     r.add_argument("--out", help="output file (default: stdout)")
     r.set_defaults(func=cmd_recommend)
+
+    rp = sub.add_parser(
+        "report", help="stream report per track, artist and label: counted, excluded, eligible"
+    )
+    rp.add_argument("--data", required=True, help="contract directory")
+    rp.add_argument("--out", required=True, help="output directory (Parquet + CSV)")
+    rp.add_argument("--since", help="first day of the period (YYYY-MM-DD, inclusive)")
+    rp.add_argument("--until", help="last day of the period (YYYY-MM-DD, inclusive)")
+    rp.add_argument("--config", help="TOML or JSON file; its [fraud] section sets thresholds")
+    rp.set_defaults(func=cmd_report)
 
     s = sub.add_parser("serve", help="the HTTP service")
     s.add_argument("--artifact", required=True)
@@ -178,6 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--src", required=True)
     lf.add_argument("--out", required=True)
     lf.set_defaults(func=cmd_import_lastfm)
+
+    rv = sub.add_parser("review", help="human review of learned similar-artist relations")
+    rv_sub = rv.add_subparsers(dest="review_command", required=True)
+    rve = rv_sub.add_parser("export", help="write the strongest unreviewed learned relations")
+    rve.add_argument("--artifact", required=True)
+    rve.add_argument("--out", required=True, help="CSV file for the editors")
+    rve.add_argument("--n", type=int, default=200, help="most relations to export")
+    rve.set_defaults(func=cmd_review_export)
+    rvi = rv_sub.add_parser("import", help="apply editors' decisions to a contract directory")
+    rvi.add_argument("file", help="the reviewed CSV (decision, editor, decided_at columns)")
+    rvi.add_argument("--data", required=True, help="contract directory to update")
+    rvi.set_defaults(func=cmd_review_import)
     return p
 
 

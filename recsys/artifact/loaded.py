@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from recsys.artifact.store import read_manifest, resolve_artifact
 from recsys.errors import ArtifactError
+from recsys.graph.model import ArtistGraph, read_graph
 from recsys.retrieval import VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class Artifact:
         CSR, shape (n_model_users, n_model_items): what each user streamed.
     user_index, item_index
         FAISS indexes over model items (ids are model item rows).
+    graph
+        The similar-artist graph over artist rows (empty for artifacts
+        published before the graph stage).
     """
 
     path: Path
@@ -68,6 +72,7 @@ class Artifact:
     seen: sp.csr_matrix
     user_index: VectorIndex
     item_index: VectorIndex
+    graph: ArtistGraph
     _user_rows: dict[str, int]
     _track_rows: pd.Index
     _artist_rows: pd.Index
@@ -126,6 +131,10 @@ class Artifact:
         has = model_row >= 0
         item_track[model_row[has]] = np.flatnonzero(has)
         artist_index = pd.Index(artists["artist_id"].to_numpy(dtype=object))
+        try:
+            graph = read_graph(path, artist_index)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"{path}: cannot load the similar-artist graph ({exc})") from exc
         track_artist = artist_index.get_indexer(tracks["artist_id"].to_numpy(dtype=object))
         problems = []
         if (item_track < 0).any():
@@ -160,6 +169,7 @@ class Artifact:
             seen=seen,
             user_index=user_index,
             item_index=item_index,
+            graph=graph,
             _user_rows={u: i for i, u in enumerate(user_ids)},
             _track_rows=pd.Index(tracks["track_id"].to_numpy(dtype=object)),
             _artist_rows=artist_index,

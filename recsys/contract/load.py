@@ -72,6 +72,20 @@ class Quarantine:
     def total(self) -> int:
         return int(sum(len(f) for f in self.frames.values()))
 
+    def redact_users(self, user_ids: frozenset[str] | set[str]) -> int:
+        """Drop quarantined rows of erased users (an erasure leaves no trace); returns rows dropped."""
+        if not user_ids:
+            return 0
+        dropped = 0
+        for table, frame in list(self.frames.items()):
+            if "user_id" in frame:
+                keep = ~frame["user_id"].isin(list(user_ids))
+                dropped += int((~keep).sum())
+                self.frames[table] = frame.loc[keep].reset_index(drop=True)
+                if self.frames[table].empty:
+                    del self.frames[table]
+        return dropped
+
     def write(self, directory: Path) -> list[Path]:
         """Write one Parquet file per table that has quarantined rows."""
         directory.mkdir(parents=True, exist_ok=True)

@@ -50,10 +50,14 @@ class EventRules:
     max_plays_per_pair
         Cap on one user's count for one track before weighting; bounds how
         far a single account can move a track. ``None``: no cap.
+    detect_fraud
+        Run fraud detection (:mod:`recsys.fraud`) and drop flagged streams
+        and accounts before aggregation.
     """
 
     min_ms_played: int = MIN_STREAM_MS
     max_plays_per_pair: int | None = None
+    detect_fraud: bool = True
 
 
 @dataclass

@@ -49,3 +49,25 @@ def test_config_file_and_errors(tmp_path: Path, caplog) -> None:
     (data / "users.parquet").unlink()
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "c")]) == 2
     assert "required table 'users' is missing" in caplog.text
+
+
+def test_report_reconciles(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "report"
+    main(["generate", "--out", str(data), "--scale", "tiny", "--seed", "2"])
+    assert main(["report", "--data", str(data), "--out", str(out), "--since", "2026-08-01"]) == 0
+    tracks = pd.read_csv(out / "tracks.csv")
+    labels = pd.read_parquet(out / "labels.parquet")
+    summary = json.loads((out / "summary.json").read_text())
+    reason_cols = [c for c in tracks if c.startswith("excluded_")]
+    assert (tracks["counted"] == tracks["eligible"] + tracks[reason_cols].sum(axis=1)).all()
+    assert summary["totals"]["counted"] == tracks["counted"].sum() == labels["counted"].sum()
+    assert summary["totals"]["excluded"] > 0  # the tiny platform has bots
+    # Every excluded stream belongs to an account the ground truth calls a bot.
+    truth = pd.read_parquet(data / "_truth/accounts.parquet")
+    streams = pd.read_parquet(data / "streams.parquet")
+    bot_streams = streams.loc[
+        streams["user_id"].isin(truth.loc[truth["kind"] != "genuine", "user_id"])
+        & (streams["ms_played"] >= 30_000)
+    ]
+    assert summary["totals"]["excluded"] <= len(bot_streams)
+    assert summary["totals"]["excluded"] >= 0.95 * len(bot_streams)

@@ -214,3 +214,26 @@ def test_no_track_outside_the_pool_is_ever_returned(
     assert returned, "nothing returned"
     assert returned <= pool, f"returned tracks outside the pool: {sorted(returned - pool)[:5]}"
     assert json.loads((result.path / "manifest.json").read_text())["pool"]["eligible"] == len(pool)
+
+
+def test_fraudulent_accounts_never_train(trained, tiny: Path) -> None:
+    truth = pd.read_parquet(tiny / "_truth/accounts.parquet")
+    bots = set(truth.loc[truth["kind"] != "genuine", "user_id"])
+    art = Artifact.load(trained.path)
+    assert bots and not (bots & set(art.user_ids))
+    m = trained.manifest
+    assert m["fraud"]["flagged_accounts"] >= len(bots) * 0.9
+    assert m["events"]["dropped"]["fraud"] > 0 and "fraud" in m["events"]["filters"]
+    assert "account:farm" in m["fraud"]["rules_run"]
+    flagged = pd.read_parquet(trained.path / "fraud/accounts.parquet")
+    assert set(flagged["user_id"]) >= bots
+
+
+def test_fraud_detection_can_be_switched_off(tiny: Path, tmp_path: Path) -> None:
+    from recsys.config import config_from_dict
+
+    result = train(tiny, tmp_path / "a", config_from_dict({"events": {"detect_fraud": False}}))
+    truth = pd.read_parquet(tiny / "_truth/accounts.parquet")
+    bots = set(truth.loc[truth["kind"] != "genuine", "user_id"])
+    assert bots & set(Artifact.load(result.path).user_ids)  # without the defence, bots train
+    assert result.manifest["fraud"] == {"enabled": False}
