@@ -11,7 +11,7 @@ from fastapi import FastAPI
 import recsys
 from recsys.surfaces.engine import Engine
 from serving import errors
-from serving.routers import health, model, users
+from serving.routers import artists, health, model, radio, users
 from serving.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -50,4 +50,6 @@ def create_app(settings: ServiceSettings | None = None, *, engine: Engine | None
     app.include_router(health.router)
     app.include_router(model.router)
     app.include_router(users.router)
+    app.include_router(radio.router)
+    app.include_router(artists.router)
     return app

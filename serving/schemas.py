@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from recsys.surfaces.listening import Mixes, SimilarArtists, TrackList
 from recsys.surfaces.recommend import Item, Recommendations
 
 #: Largest page size any route accepts.
@@ -75,3 +76,81 @@ class ReadyOut(BaseModel):
 
 
 ManifestOut = dict[str, Any]
+
+
+# ---- listening surfaces (radios, mixes, release radar, similar artists) ----------
+
+
+class TrackListOut(BaseModel):
+    """A radio or a release radar."""
+
+    items: list[ItemOut]
+    personalized: bool
+    model_version: str
+    user_id: str | None = None
+
+    @classmethod
+    def of(cls, tracks: TrackList) -> TrackListOut:
+        return cls(
+            items=[ItemOut.of(i) for i in tracks.items],
+            personalized=tracks.personalized,
+            model_version=tracks.model_version,
+            user_id=tracks.user_id,
+        )
+
+
+class MixOut(BaseModel):
+    name: str
+    lead_artist_id: str
+    items: list[ItemOut]
+
+
+class MixesOut(BaseModel):
+    user_id: str
+    mixes: list[MixOut]
+    personalized: bool
+    model_version: str
+
+    @classmethod
+    def of(cls, found: Mixes) -> MixesOut:
+        return cls(
+            user_id=found.user_id,
+            mixes=[
+                MixOut(
+                    name=m.name,
+                    lead_artist_id=m.lead_artist_id,
+                    items=[ItemOut.of(i) for i in m.items],
+                )
+                for m in found.mixes
+            ],
+            personalized=found.personalized,
+            model_version=found.model_version,
+        )
+
+
+class SimilarArtistOut(BaseModel):
+    artist_id: str
+    name: str
+    score: float
+    provenance: str = Field(description="editorial, learned, or learned, reviewed")
+
+
+class SimilarArtistsOut(BaseModel):
+    artist_id: str
+    name: str
+    items: list[SimilarArtistOut]
+    model_version: str
+
+    @classmethod
+    def of(cls, found: SimilarArtists) -> SimilarArtistsOut:
+        return cls(
+            artist_id=found.artist_id,
+            name=found.name,
+            items=[
+                SimilarArtistOut(
+                    artist_id=i.artist_id, name=i.name, score=i.score, provenance=i.provenance
+                )
+                for i in found.items
+            ],
+            model_version=found.model_version,
+        )

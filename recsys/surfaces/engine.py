@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recsys.artifact.loaded import Artifact
+from recsys.surfaces.listening import ListeningSurfaces
 from recsys.surfaces.recommend import Recommender
 
 
@@ -19,6 +20,8 @@ class Engine:
     def __init__(self, artifact: Artifact) -> None:
         self.artifact = artifact
         self.recommender = Recommender(artifact)
+        # Radios, mixes, release radar, similar artists (recsys.surfaces.listening).
+        self.listening = ListeningSurfaces(artifact)
 
     @property
     def version(self) -> str:

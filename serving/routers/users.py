@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from serving.deps import EngineDep
-from serving.schemas import ID_PATTERN, MAX_K, ErrorOut, RecommendationsOut
+from serving.schemas import ID_PATTERN, MAX_K, ErrorOut, MixesOut, RecommendationsOut, TrackListOut
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
@@ -26,3 +26,32 @@ def recommendations(
 ) -> RecommendationsOut:
     """Ranked pool tracks for the user; non-personalised (marked) when the model does not know them."""
     return RecommendationsOut.of(engine.recommender.for_user(user_id, k))
+
+
+@router.get(
+    "/{user_id}/mixes",
+    response_model=MixesOut,
+    responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+)
+def mixes(
+    user_id: UserId,
+    engine: EngineDep,
+    n: Annotated[int, Query(ge=1, le=50, description="Most mixes")] = 6,
+    size: Annotated[int, Query(ge=1, le=MAX_K, description="Tracks per mix")] = 30,
+) -> MixesOut:
+    """The user's listening split into style mixes; editorial mixes when the model does not know them."""
+    return MixesOut.of(engine.listening.mixes(user_id, n, size))
+
+
+@router.get(
+    "/{user_id}/release-radar",
+    response_model=TrackListOut,
+    responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+)
+def release_radar(
+    user_id: UserId,
+    engine: EngineDep,
+    size: Annotated[int, Query(ge=1, le=MAX_K, description="Number of tracks")] = 30,
+) -> TrackListOut:
+    """Recent pool releases by the artists the user listens to and their neighbours."""
+    return TrackListOut.of(engine.listening.release_radar(user_id, size))

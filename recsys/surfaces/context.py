@@ -1,0 +1,275 @@
+"""What every listening surface reads from the served artifact, prepared once per engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import numpy as np
+import pandas as pd
+
+from recsys.artifact.loaded import Artifact
+from recsys.errors import UnknownArtist, UnknownTrack
+from recsys.graph.build import PROVENANCES
+from recsys.surfaces.recommend import Item, Reason
+from recsys.surfaces.settings import SurfaceSettings
+
+logger = logging.getLogger(__name__)
+
+POPULAR = Reason("popular", "Popular with listeners on the platform")
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Row-normalised float32 copy, shape as ``x``; zero rows stay zero."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+class SurfaceContext:
+    """Arrays and helpers shared by the listening surfaces of one engine.
+
+    Parameters
+    ----------
+    artifact
+        The served artifact.
+    settings
+        Surface settings.
+    blocked_tracks
+        Boolean mask over catalogue tracks, shape (n_tracks,): taken down
+        since training (never returned). ``None``: nothing blocked.
+
+    Attributes
+    ----------
+    eligible
+        Boolean, shape (n_tracks,): pool tracks not blocked, the only tracks
+        a surface may return.
+    artist_available
+        Boolean, shape (n_artists,): the artist has at least one eligible track.
+    item_unit
+        Row-normalised item vectors, shape (n_model_items, d).
+    artist_unit
+        Row-normalised artist vectors, shape (n_artists, d).
+    seeded_artist
+        Boolean, shape (n_artists,): the artist is in an editorial seed.
+    """
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        settings: SurfaceSettings | None = None,
+        *,
+        blocked_tracks: np.ndarray | None = None,
+    ) -> None:
+        a = artifact
+        self.artifact = a
+        self.settings = settings or SurfaceSettings()
+        self.graph = a.graph
+        n_tracks, n_artists = len(a.tracks), len(a.artists)
+        blocked = blocked_tracks if blocked_tracks is not None else np.zeros(n_tracks, bool)
+        self.eligible = a.tracks["in_pool"].to_numpy(dtype=bool) & ~blocked
+        self.track_artist = a.track_artist
+        self.model_row = a.tracks["model_row"].to_numpy(np.int64)
+        self.listeners = a.tracks["listeners"].to_numpy(np.float64)
+        self.item_unit = unit_rows(a.item_factors)
+        self.artist_unit = unit_rows(a.artist_factors)
+        self.artist_has_vector = np.linalg.norm(a.artist_factors, axis=1) > 0
+        # Model items that may not be returned (blocked since training), for the searches.
+        item_ok = self.eligible[a.item_track]
+        self.blocked_items = np.flatnonzero(~item_ok).astype(np.int64)
+        # Eligible tracks per artist, most listened first (CSR over artist rows).
+        rows = np.flatnonzero(self.eligible)
+        order = np.lexsort((rows, -self.listeners[rows], self.track_artist[rows]))
+        self._artist_track_rows = rows[order]
+        self._artist_track_ptr = np.zeros(n_artists + 1, dtype=np.int64)
+        np.cumsum(
+            np.bincount(self.track_artist[rows], minlength=n_artists),
+            out=self._artist_track_ptr[1:],
+        )
+        self.artist_available = np.diff(self._artist_track_ptr) > 0
+        popular = rows[np.lexsort((rows, -self.listeners[rows]))]
+        self.popular_rows = popular
+        self._max_listeners = max(float(self.listeners.max()) if n_tracks else 1.0, 1.0)
+        self._track_ids = a.tracks["track_id"].to_numpy(dtype=object)
+        self._titles = a.tracks["title"].to_numpy(dtype=object)
+        self._artist_ids = a.artists["artist_id"].to_numpy(dtype=object)
+        self._artist_names = a.artists["name"].to_numpy(dtype=object)
+        self.release_day = (
+            a.tracks["release_date"].to_numpy(dtype="datetime64[D]")
+            if "release_date" in a.tracks
+            else np.full(n_tracks, np.datetime64("NaT"), dtype="datetime64[D]")
+        )
+        self._tags = _tag_lookup(a.artist_tags, pd.Index(self._artist_ids))
+        self.seeded_artist = np.zeros(n_artists, dtype=bool)
+        seeds = a.editorial_seeds
+        if len(seeds):
+            for col in ("artist_id", "similar_artist_id"):
+                r = a.artist_rows(seeds[col].astype(str).to_numpy())
+                self.seeded_artist[r[r >= 0]] = True
+
+    # ----------------------------------------------------------------- ids, names
+
+    def artist_row(self, artist_id: str) -> int:
+        """Artist row of ``artist_id``; raises :class:`UnknownArtist`."""
+        row = int(self.artifact.artist_rows([artist_id])[0])
+        if row < 0:
+            raise UnknownArtist(artist_id)
+        return row
+
+    def track_row(self, track_id: str) -> int:
+        """Catalogue row of ``track_id``; raises :class:`UnknownTrack`."""
+        row = int(self.artifact.track_rows([track_id])[0])
+        if row < 0:
+            raise UnknownTrack(track_id)
+        return row
+
+    def artist_id(self, row: int) -> str:
+        return str(self._artist_ids[row])
+
+    def artist_name(self, row: int) -> str:
+        name = self._artist_names[row]
+        return str(name) if isinstance(name, str) and name else str(self._artist_ids[row])
+
+    def item(self, track_row: int, score: float, reason: Reason) -> Item:
+        """The domain item for one catalogue track."""
+        title = self._titles[track_row]
+        return Item(
+            track_id=str(self._track_ids[track_row]),
+            artist_id=str(self._artist_ids[self.track_artist[track_row]]),
+            title=str(title) if isinstance(title, str) else None,
+            score=float(score),
+            reason=reason,
+        )
+
+    def items(self, picked: list[tuple[int, float, Reason]]) -> list[Item]:
+        return [self.item(r, s, why) for r, s, why in picked]
+
+    # ----------------------------------------------------------------- tracks
+
+    def artist_tracks(self, artist_row: int) -> np.ndarray:
+        """Eligible tracks of an artist, most listened first, shape (m,)."""
+        lo, hi = self._artist_track_ptr[artist_row], self._artist_track_ptr[artist_row + 1]
+        return self._artist_track_rows[lo:hi]
+
+    def fit(self, track_rows: np.ndarray, query: np.ndarray | None) -> np.ndarray:
+        """How well tracks fit a unit query vector, in [0, 1], shape (m,).
+
+        The cosine of the track's vector with the query mapped to [0, 1]
+        (tracks without a vector get 0.5); without a query, popularity.
+        """
+        track_rows = np.asarray(track_rows, dtype=np.int64)
+        if query is None or not np.any(query):
+            return self.listeners[track_rows] / self._max_listeners
+        mr = self.model_row[track_rows]
+        out = np.full(len(track_rows), 0.5)
+        has = mr >= 0
+        out[has] = (1.0 + self.item_unit[mr[has]] @ query) / 2.0
+        return out
+
+    def best_tracks(
+        self, artist_row: int, query: np.ndarray | None, held_back: np.ndarray | None, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """An artist's ``k`` best-fitting eligible tracks not held back, and their fit."""
+        rows = self.artist_tracks(artist_row)
+        if held_back is not None and len(held_back) and len(rows):
+            rows = rows[~np.isin(rows, held_back)]
+        if len(rows) == 0:
+            return rows, np.zeros(0)
+        fit = self.fit(rows, query)
+        order = np.argsort(-fit, kind="stable")[:k]
+        return rows[order], fit[order]
+
+    def search_items(
+        self, query: np.ndarray, k: int, exclude_items: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Item-to-item retrieval over the cosine index: eligible tracks near ``query``.
+
+        Returns
+        -------
+        track_rows, cosines : ndarray, shape (m,) with m <= k
+        """
+        a = self.artifact
+        if a.item_index.ntotal == 0 or not np.any(query):
+            return np.zeros(0, np.int64), np.zeros(0)
+        k = int(min(k, a.item_index.ntotal))
+        scores, ids = a.item_index.search(
+            query[None, :].astype(np.float32),
+            k,
+            exclude=[exclude_items] if exclude_items is not None else None,
+            blocked=self.blocked_items if len(self.blocked_items) else None,
+        )
+        ok = ids[0] >= 0
+        return a.item_track[ids[0][ok]], scores[0][ok].astype(np.float64)
+
+    # ----------------------------------------------------------------- users
+
+    def user_row(self, user_id: str | None) -> int | None:
+        return None if user_id is None else self.artifact.user_row(user_id)
+
+    def seen_items(self, user_row: int) -> np.ndarray:
+        seen = self.artifact.seen
+        return seen.indices[seen.indptr[user_row] : seen.indptr[user_row + 1]].astype(np.int64)
+
+    def seen_tracks(self, user_row: int) -> np.ndarray:
+        return self.artifact.item_track[self.seen_items(user_row)]
+
+    def listened_artists(self, user_row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Artists a user streamed, most distinct tracks first.
+
+        Returns
+        -------
+        artist_rows, tracks_heard : ndarray, shape (m,)
+        """
+        items = self.seen_items(user_row)
+        artists, counts = np.unique(self.artifact.item_artist[items], return_counts=True)
+        order = np.lexsort((artists, -counts))
+        return artists[order], counts[order].astype(np.float64)
+
+    def user_unit(self, user_row: int) -> np.ndarray:
+        return unit_rows(self.artifact.user_factors[user_row])
+
+    # ----------------------------------------------------------------- graph, tags
+
+    def neighbours(self, artist_row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Graph neighbours still available: rows, scores, provenance names."""
+        rows, scores, prov = self.graph.neighbours(artist_row)
+        ok = self.artist_available[rows]
+        names = np.array(PROVENANCES, dtype=object)[prov[ok]]
+        return rows[ok], scores[ok], names
+
+    def top_tag(self, artist_rows: np.ndarray, weights: np.ndarray, used: set[str]) -> str | None:
+        """The tag carrying most of a group of artists' weight, not already used."""
+        total: dict[str, float] = {}
+        for r, w in zip(artist_rows.tolist(), weights.tolist(), strict=True):
+            for tag, tw in self._tags.get(r, ()):
+                total[tag] = total.get(tag, 0.0) + w * tw
+        for tag, _ in sorted(total.items(), key=lambda kv: (-kv[1], kv[0])):
+            if tag not in used:
+                return tag
+        return None
+
+    def reference_day(self) -> np.datetime64:
+        """The release radar's "today": setting, else the data window's end, else today."""
+        ref = self.settings.release_reference
+        if ref is None:
+            end = (self.artifact.manifest.get("data", {}).get("window") or {}).get("end")
+            if end:
+                ref = pd.Timestamp(end).date()
+        if ref is None:
+            ref = dt.datetime.now(dt.UTC).date()
+        return np.datetime64(ref, "D")
+
+
+def _tag_lookup(tags: pd.DataFrame, artist_index: pd.Index) -> dict[int, list[tuple[str, float]]]:
+    """Per artist row, its tags with weights normalised to sum 1."""
+    if tags is None or tags.empty:
+        return {}
+    rows = artist_index.get_indexer(tags["artist_id"].astype(str).to_numpy())
+    w = pd.to_numeric(tags["weight"], errors="coerce").fillna(1.0).to_numpy(np.float64)
+    frame = pd.DataFrame({"row": rows, "tag": tags["tag"].astype(str).to_numpy(), "w": w})
+    frame = frame.loc[(frame["row"] >= 0) & (frame["w"] > 0)]
+    frame["w"] = frame["w"] / frame.groupby("row")["w"].transform("sum")
+    out: dict[int, list[tuple[str, float]]] = {}
+    for row, tag, weight in frame.itertuples(index=False):
+        out.setdefault(int(row), []).append((tag, float(weight)))
+    return out

@@ -1,0 +1,41 @@
+"""Artist and track radios."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from serving.deps import EngineDep
+from serving.schemas import ID_PATTERN, MAX_K, ErrorOut, TrackListOut
+
+router = APIRouter(prefix="/v1/radio", tags=["radio"])
+
+Size = Annotated[int, Query(ge=1, le=MAX_K, description="Number of tracks")]
+UserId = Annotated[
+    str | None,
+    Query(pattern=ID_PATTERN, description="Listener to personalise for (optional)"),
+]
+_ERRORS = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}}
+
+
+@router.get("/artists/{artist_id}", response_model=TrackListOut, responses=_ERRORS)
+def artist_radio(
+    artist_id: Annotated[str, Path(pattern=ID_PATTERN, description="Seed artist id")],
+    engine: EngineDep,
+    size: Size = 50,
+    user_id: UserId = None,
+) -> TrackListOut:
+    """A radio from an artist: its editorial neighbours first, then similar artists and tracks."""
+    return TrackListOut.of(engine.listening.artist_radio(artist_id, size, user_id=user_id))
+
+
+@router.get("/tracks/{track_id}", response_model=TrackListOut, responses=_ERRORS)
+def track_radio(
+    track_id: Annotated[str, Path(pattern=ID_PATTERN, description="Seed track id")],
+    engine: EngineDep,
+    size: Size = 50,
+    user_id: UserId = None,
+) -> TrackListOut:
+    """A radio from a track: the track, then tracks and artists around it."""
+    return TrackListOut.of(engine.listening.track_radio(track_id, size, user_id=user_id))
