@@ -52,7 +52,8 @@ class Attack:
     filler
         Other tracks per fake account.
     target_plays
-        Plays of each target per fake account (``plays`` tables), or streams.
+        Plays (or streams) of each target per fake account; ``None``: the 90th
+        percentile of genuine per-pair counts, i.e. what a devoted fan plays.
     popular_pool
         Bandwagon and farm fillers are drawn from this many most-listened tracks.
     random_state
@@ -63,7 +64,7 @@ class Attack:
     share: float
     targets: tuple[str, ...]
     filler: int = 30
-    target_plays: int = 50
+    target_plays: int | None = None
     popular_pool: int = 200
     random_state: int = 0
 
@@ -147,6 +148,11 @@ def inject_attack(src: str | Path, out: str | Path, attack: Attack) -> Injected:
     else:
         pair_counts = streams.groupby(["user_id", "track_id"]).size()
     genuine_counts = pair_counts.to_numpy()
+    target_plays = (
+        attack.target_plays
+        if attack.target_plays is not None
+        else max(1, int(np.percentile(genuine_counts, 90)))
+    )
     listeners = pair_counts.reset_index().groupby("track_id")["user_id"].nunique()
     listeners = listeners.drop(index=list(attack.targets), errors="ignore")
     popular = listeners.sort_values(ascending=False).index.to_numpy()[: attack.popular_pool]
@@ -170,7 +176,7 @@ def inject_attack(src: str | Path, out: str | Path, attack: Attack) -> Injected:
         counts = rng.choice(genuine_counts, size=len(filler))
         rows_u += [uid] * (len(filler) + len(attack.targets))
         rows_t += list(filler) + list(attack.targets)
-        rows_c += list(counts) + [attack.target_plays] * len(attack.targets)
+        rows_c += list(counts) + [target_plays] * len(attack.targets)
     fake = pd.DataFrame({"user_id": rows_u, "track_id": rows_t, "plays": rows_c})
     fake["plays"] = fake["plays"].astype(np.int64).clip(lower=1)
 
@@ -183,7 +189,11 @@ def inject_attack(src: str | Path, out: str | Path, attack: Attack) -> Injected:
             shutil.copy2(p, out / p.name)
 
     created = pd.Timestamp("2026-01-01", tz="UTC")
-    if "created_at" in users and len(users) and pd.api.types.is_datetime64_any_dtype(users["created_at"]):
+    if (
+        "created_at" in users
+        and len(users)
+        and pd.api.types.is_datetime64_any_dtype(users["created_at"])
+    ):
         created = users["created_at"].max()
     new_users = pd.DataFrame(
         {
@@ -197,7 +207,9 @@ def inject_attack(src: str | Path, out: str | Path, attack: Attack) -> Injected:
     pd.concat([users, new_users], ignore_index=True).to_parquet(out / "users.parquet", index=False)
 
     if plays is not None:
-        merged = pd.concat([plays, fake[plays.columns.intersection(fake.columns)]], ignore_index=True)
+        merged = pd.concat(
+            [plays, fake[plays.columns.intersection(fake.columns)]], ignore_index=True
+        )
         merged.to_parquet(out / "plays.parquet", index=False)
         n_rows = len(fake)
     else:

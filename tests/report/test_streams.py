@@ -60,8 +60,13 @@ def test_written_files_agree(tmp_path: Path) -> None:
     assert summary["totals"]["excluded_by_reason"] == {"farm": 1}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.integers(0, 3), min_size=6, max_size=6), st.lists(st.integers(0, 400_000), min_size=6, max_size=6))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.integers(0, 3), min_size=6, max_size=6),
+    st.lists(st.integers(0, 400_000), min_size=6, max_size=6),
+)
 def test_totals_reconcile_at_every_level(tmp_path: Path, reasons: list[int], ms: list[int]) -> None:
     tables = minimal_tables()
     tables["streams"]["ms_played"] = ms
@@ -72,4 +77,6 @@ def test_totals_reconcile_at_every_level(tmp_path: Path, reasons: list[int], ms:
         assert (frame["counted"] == frame["eligible"] + frame["excluded"]).all()
         assert (frame["excluded"] == per_reason).all()
         assert (frame["eligible"] >= 0).all()
-    assert rep.tracks["counted"].sum() == rep.labels["counted"].sum() == sum(m >= 30_000 for m in ms)
+    assert (
+        rep.tracks["counted"].sum() == rep.labels["counted"].sum() == sum(m >= 30_000 for m in ms)
+    )
