@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 
 import recsys
+from recsys.state import StateStore
 from recsys.surfaces.engine import Engine
 from serving import errors
-from serving.routers import artists, health, model, radio, users
+from serving.holder import ArtifactWatcher, EngineHolder
+from serving.metrics import ServiceMetrics, ServiceMiddleware
+from serving.routers import admin, artists, health, model, radio, users
 from serving.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -23,22 +25,35 @@ def create_app(settings: ServiceSettings | None = None, *, engine: Engine | None
     Parameters
     ----------
     settings
-        Where the artifact is, tokens, limits; read from the environment by default.
+        Where the artifact and the state file are, the admin token, limits;
+        read from the environment by default.
     engine
         An already-loaded engine (tests); otherwise the artifact in
         ``settings.artifact`` is loaded at start-up.
     """
     settings = settings or ServiceSettings()
+    metrics = ServiceMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        store = StateStore(settings.state_path)
+        holder = EngineHolder(store, settings.artifact)
+        if engine is not None:
+            holder.engine = engine.with_state(store.snapshot())
+        else:
+            holder.load_initial()
         app.state.settings = settings
-        app.state.engine = engine
-        if engine is None and settings.artifact is not None:
-            app.state.engine = Engine.load(Path(settings.artifact))
-            logger.info("serving artifact %s", app.state.engine.version)
+        app.state.holder = holder
+        app.state.metrics = metrics
+        watcher = None
+        if settings.watch_interval_s > 0 and settings.artifact is not None:
+            watcher = ArtifactWatcher(holder, settings.watch_interval_s)
+            watcher.start()
         yield
-        app.state.engine = None
+        if watcher is not None:
+            watcher.stop()
+        holder.engine = None
+        store.close()
 
     app = FastAPI(
         title="recsys",
@@ -47,9 +62,16 @@ def create_app(settings: ServiceSettings | None = None, *, engine: Engine | None
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=metrics,
+        max_in_flight=settings.max_in_flight,
+        retry_after_s=settings.retry_after_s,
+    )
     app.include_router(health.router)
     app.include_router(model.router)
     app.include_router(users.router)
     app.include_router(radio.router)
     app.include_router(artists.router)
+    app.include_router(admin.router)
     return app

@@ -39,6 +39,11 @@ def install(app: FastAPI) -> None:
     async def _artifact(_: Request, exc: ArtifactError):
         return error(503, "no_model", str(exc), headers={"Retry-After": "5"})
 
+    @app.exception_handler(ValueError)
+    async def _value(_: Request, exc: ValueError):
+        # Library code validates its arguments with ValueError: a bad request, not a crash.
+        return error(422, "invalid_request", str(exc))
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}

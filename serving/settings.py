@@ -4,21 +4,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServiceSettings(BaseSettings):
     """Settings of ``recsys serve``.
 
-    Environment: ``RECSYS_ARTIFACT``, ``RECSYS_ADMIN_TOKEN``,
-    ``RECSYS_STATE_PATH``, ``RECSYS_MAX_K``, ``RECSYS_HOST``, ``RECSYS_PORT``.
+    Environment: ``RECSYS_ARTIFACT``, ``RECSYS_ADMIN_TOKEN``, ``RECSYS_STATE_PATH``,
+    ``RECSYS_MAX_IN_FLIGHT``, ``RECSYS_WATCH_INTERVAL_S``, ``RECSYS_HOST``,
+    ``RECSYS_PORT``, ``RECSYS_LOG_JSON``.
     """
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
 
-    artifact: Path | None = None
-    admin_token: SecretStr | None = None
-    state_path: Path | None = None
+    artifact: Path | None = Field(
+        default=None, description="An artifact, or a directory of artifacts (newest served)."
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the admin routes; unset: admin routes off."
+    )
+    state_path: Path = Field(
+        default=Path("recsys-state.sqlite"),
+        description="SQLite file of takedowns and erasures, shared with `recsys train`.",
+    )
+    max_in_flight: int = Field(
+        default=64, ge=1, description="Requests served at once; more get 503 + Retry-After."
+    )
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After of an overload 503.")
+    watch_interval_s: float = Field(
+        default=0.0, ge=0.0, description="Poll the artifact directory for newer ones (0: off)."
+    )
     host: str = "127.0.0.1"
     port: int = 8000
+    log_json: bool = Field(default=True, description="One JSON object per log line.")

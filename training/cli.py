@@ -140,10 +140,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from serving.app import create_app
+    from serving.metrics import JsonFormatter
     from serving.settings import ServiceSettings
 
+    # Everything not given on the command line comes from RECSYS_* variables.
     settings = ServiceSettings(artifact=args.artifact, host=args.host, port=args.port)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    if settings.log_json:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
+    if settings.admin_token is None:
+        logger.warning("RECSYS_ADMIN_TOKEN is not set: admin routes are disabled")
+    logger.info("state file %s", settings.state_path.resolve())
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep this process's logging (JSON lines)
+        access_log=False,  # the service writes its own structured access log
+    )
     return 0
 
 
@@ -153,6 +167,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     base = Path(args.dir)
     data = base / "data"
+    # The demo keeps its takedowns and erasures beside its data, for serve and retrain alike.
+    os.environ.setdefault("RECSYS_STATE_PATH", str(base / "state.sqlite"))
     if not (data / "tracks.parquet").exists():
         generate_platform(data, scale=args.scale, seed=args.seed)
     result = run_training(data, base / "artifacts", show_progress=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -16,11 +17,12 @@ from recsys.artifact.store import read_manifest, resolve_artifact
 from recsys.errors import ArtifactError
 from recsys.graph.model import ArtistGraph, read_graph
 from recsys.retrieval import VectorIndex
+from recsys.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)
 class Artifact:
     """Everything a server needs from one training run.
 
@@ -76,6 +78,16 @@ class Artifact:
     _user_rows: dict[str, int]
     _track_rows: pd.Index
     _artist_rows: pd.Index
+
+    @functools.cached_property
+    def item_unit(self) -> np.ndarray:
+        """Row-normalised item vectors, shape (n_model_items, d), computed once."""
+        return unit_rows(self.item_factors)
+
+    @functools.cached_property
+    def artist_unit(self) -> np.ndarray:
+        """Row-normalised artist vectors, shape (n_artists, d), computed once."""
+        return unit_rows(self.artist_factors)
 
     @property
     def version(self) -> str:

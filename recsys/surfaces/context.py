@@ -13,17 +13,11 @@ from recsys.errors import UnknownArtist, UnknownTrack
 from recsys.graph.build import PROVENANCES
 from recsys.surfaces.recommend import Item, Reason
 from recsys.surfaces.settings import SurfaceSettings
+from recsys.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
 
 POPULAR = Reason("popular", "Popular with listeners on the platform")
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Row-normalised float32 copy, shape as ``x``; zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
 
 
 class SurfaceContext:
@@ -38,6 +32,8 @@ class SurfaceContext:
     blocked_tracks
         Boolean mask over catalogue tracks, shape (n_tracks,): taken down
         since training (never returned). ``None``: nothing blocked.
+    erased_users
+        Users erased since training: treated as unknown (never personalised).
 
     Attributes
     ----------
@@ -60,9 +56,11 @@ class SurfaceContext:
         settings: SurfaceSettings | None = None,
         *,
         blocked_tracks: np.ndarray | None = None,
+        erased_users: frozenset[str] = frozenset(),
     ) -> None:
         a = artifact
         self.artifact = a
+        self.erased_users = erased_users
         self.settings = settings or SurfaceSettings()
         self.graph = a.graph
         n_tracks, n_artists = len(a.tracks), len(a.artists)
@@ -71,8 +69,9 @@ class SurfaceContext:
         self.track_artist = a.track_artist
         self.model_row = a.tracks["model_row"].to_numpy(np.int64)
         self.listeners = a.tracks["listeners"].to_numpy(np.float64)
-        self.item_unit = unit_rows(a.item_factors)
-        self.artist_unit = unit_rows(a.artist_factors)
+        # Shared by every view of this artifact (takedowns rebuild the view, not these).
+        self.item_unit = a.item_unit
+        self.artist_unit = a.artist_unit
         self.artist_has_vector = np.linalg.norm(a.artist_factors, axis=1) > 0
         # Model items that may not be returned (blocked since training), for the searches.
         item_ok = self.eligible[a.item_track]
@@ -204,7 +203,9 @@ class SurfaceContext:
     # ----------------------------------------------------------------- users
 
     def user_row(self, user_id: str | None) -> int | None:
-        return None if user_id is None else self.artifact.user_row(user_id)
+        if user_id is None or user_id in self.erased_users:
+            return None
+        return self.artifact.user_row(user_id)
 
     def seen_items(self, user_row: int) -> np.ndarray:
         seen = self.artifact.seen

@@ -1,33 +1,101 @@
-"""The serving engine: one loaded artifact and the surfaces built over it."""
+"""The serving engine: one loaded artifact, the platform state, and the surfaces over them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from recsys.artifact.loaded import Artifact
+from recsys.pool import Takedowns
+from recsys.state import StateSnapshot
 from recsys.surfaces.listening import ListeningSurfaces
 from recsys.surfaces.recommend import Recommender
+from recsys.surfaces.settings import SurfaceSettings
+
+
+def takedown_mask(artifact: Artifact, takedowns: Takedowns) -> np.ndarray:
+    """Catalogue tracks hit by a takedown of the track, its artist or its label.
+
+    Returns
+    -------
+    ndarray
+        Boolean, shape (n_tracks,).
+    """
+    t = artifact.tracks
+    mask = np.zeros(len(t), dtype=bool)
+    if takedowns.track_ids:
+        mask |= t["track_id"].isin(list(takedowns.track_ids)).to_numpy()
+    if takedowns.artist_ids:
+        mask |= t["artist_id"].isin(list(takedowns.artist_ids)).to_numpy()
+    if takedowns.label_ids:
+        mask |= t["label_id"].isin(list(takedowns.label_ids)).to_numpy()
+    return mask
 
 
 class Engine:
-    """Everything that answers requests for one artifact.
+    """Everything that answers requests for one artifact and one state of the platform.
 
-    An engine is immutable once built: a reload builds a new engine beside
-    the old one and swaps the reference, so requests in flight finish on
-    the engine they started with.
+    An engine is immutable once built. A reload builds a new engine beside the
+    old one, and a takedown or erasure builds a new view of the same artifact
+    (:meth:`with_state`); the server swaps the reference, so requests in
+    flight finish on the engine they started with.
+
+    Parameters
+    ----------
+    artifact
+        The loaded artifact.
+    state
+        Takedowns and erasures recorded since (or before) training; ``None``: none.
+    settings
+        Surface settings (per-artist cap, release window, ...).
     """
 
-    def __init__(self, artifact: Artifact) -> None:
+    def __init__(
+        self,
+        artifact: Artifact,
+        *,
+        state: StateSnapshot | None = None,
+        settings: SurfaceSettings | None = None,
+    ) -> None:
         self.artifact = artifact
-        self.recommender = Recommender(artifact)
+        self.settings = settings
+        self.state_generation = state.generation if state is not None else 0
+        takedowns = state.takedowns if state is not None else Takedowns()
+        erased = state.erased_users if state is not None else frozenset()
+        blocked = takedown_mask(artifact, takedowns)
+        self.blocked_tracks = blocked
+        self.recommender = Recommender(
+            artifact,
+            blocked_items=blocked[artifact.item_track],
+            blocked_tracks=blocked,
+            erased_users=erased,
+        )
         # Radios, mixes, release radar, similar artists (recsys.surfaces.listening).
-        self.listening = ListeningSurfaces(artifact)
+        self.listening = ListeningSurfaces(
+            artifact, settings, blocked_tracks=blocked, erased_users=erased
+        )
 
     @property
     def version(self) -> str:
         return self.artifact.version
 
+    @property
+    def pool_size(self) -> int:
+        """Pool tracks that may be served now (takedowns since training removed)."""
+        return int((self.artifact.tracks["in_pool"].to_numpy() & ~self.blocked_tracks).sum())
+
+    def with_state(self, state: StateSnapshot) -> Engine:
+        """The same artifact under a newer platform state."""
+        return Engine(self.artifact, state=state, settings=self.settings)
+
     @classmethod
-    def load(cls, path: str | Path) -> Engine:
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        state: StateSnapshot | None = None,
+        settings: SurfaceSettings | None = None,
+    ) -> Engine:
         """Load and check the artifact at ``path`` (or the newest inside it)."""
-        return cls(Artifact.load(path))
+        return cls(Artifact.load(path), state=state, settings=settings)

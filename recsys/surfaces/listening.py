@@ -81,6 +81,8 @@ class ListeningSurfaces:
     blocked_tracks
         Boolean mask over catalogue tracks, shape (n_tracks,): taken down
         since training; never returned.
+    erased_users
+        Users erased since training: answered as unknown users.
     """
 
     def __init__(
@@ -89,8 +91,11 @@ class ListeningSurfaces:
         settings: SurfaceSettings | None = None,
         *,
         blocked_tracks: np.ndarray | None = None,
+        erased_users: frozenset[str] = frozenset(),
     ) -> None:
-        self.ctx = SurfaceContext(artifact, settings, blocked_tracks=blocked_tracks)
+        self.ctx = SurfaceContext(
+            artifact, settings, blocked_tracks=blocked_tracks, erased_users=erased_users
+        )
         self.version = artifact.version
 
     def _user(self, user_id: str | None) -> int | None:

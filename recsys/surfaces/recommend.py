@@ -68,6 +68,8 @@ class Recommender:
     blocked_tracks
         Boolean mask over catalogue tracks, shape (n_tracks,), for the
         non-personalised list.
+    erased_users
+        Users erased since training: answered as unknown users.
     """
 
     def __init__(
@@ -76,8 +78,10 @@ class Recommender:
         *,
         blocked_items: np.ndarray | None = None,
         blocked_tracks: np.ndarray | None = None,
+        erased_users: frozenset[str] = frozenset(),
     ) -> None:
         self.artifact = artifact
+        self.erased_users = erased_users
         a = artifact
         self._blocked_ids = (
             np.flatnonzero(blocked_items).astype(np.int64) if blocked_items is not None else None
@@ -199,7 +203,7 @@ class Recommender:
         excl_rows = a.track_rows(list(exclude_track_ids)) if exclude_track_ids else None
         if excl_rows is not None:
             excl_rows = excl_rows[excl_rows >= 0]
-        rows = [a.user_row(u) for u in user_ids]
+        rows = [None if u in self.erased_users else a.user_row(u) for u in user_ids]
         known = [i for i, r in enumerate(rows) if r is not None]
         results: list[Recommendations | None] = [None] * len(user_ids)
 

@@ -21,8 +21,9 @@ def artifact(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(artifact: Path):
-    with TestClient(create_app(ServiceSettings(artifact=artifact))) as c:
+def client(artifact: Path, tmp_path_factory):
+    state = tmp_path_factory.mktemp("state") / "state.sqlite"
+    with TestClient(create_app(ServiceSettings(artifact=artifact, state_path=state))) as c:
         yield c
 
 
@@ -78,8 +79,9 @@ def test_model_health_ready(client: TestClient) -> None:
     assert client.get("/nope").json()["error"]["code"] == "not_found"
 
 
-def test_not_ready_without_artifact() -> None:
-    with TestClient(create_app(ServiceSettings(artifact=None))) as c:
+def test_not_ready_without_artifact(tmp_path: Path) -> None:
+    settings = ServiceSettings(artifact=None, state_path=tmp_path / "s.sqlite")
+    with TestClient(create_app(settings)) as c:
         assert c.get("/readyz").status_code == 503
         r = c.get("/v1/users/u1/recommendations")
         assert r.status_code == 503 and r.json()["error"]["code"] == "no_model"

@@ -23,8 +23,9 @@ def artifact(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(artifact: Path):
-    with TestClient(create_app(ServiceSettings(artifact=artifact))) as c:
+def client(artifact: Path, tmp_path_factory):
+    state = tmp_path_factory.mktemp("state") / "state.sqlite"
+    with TestClient(create_app(ServiceSettings(artifact=artifact, state_path=state))) as c:
         yield c
 
 

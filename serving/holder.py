@@ -1,0 +1,139 @@
+"""The engine being served, swapped atomically on reload and on platform-state changes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from recsys.artifact.store import read_manifest, resolve_artifact
+from recsys.errors import ArtifactError
+from recsys.state import StateStore
+from recsys.surfaces.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+
+class EngineHolder:
+    """Holds the current :class:`Engine`; all swaps are single reference assignments.
+
+    A request takes the engine once (:meth:`current`) and uses it to the end,
+    so a reload or a takedown never changes an answer half-way.
+
+    Parameters
+    ----------
+    store
+        The durable state (takedowns, erasures) applied to every engine.
+    artifact_path
+        Artifact, or directory of artifacts, that :meth:`reload` loads from.
+    """
+
+    def __init__(self, store: StateStore, artifact_path: Path | None) -> None:
+        self.store = store
+        self.artifact_path = artifact_path
+        self.engine: Engine | None = None
+        self._lock = threading.Lock()  # one rebuild or reload at a time
+        self.reloads = {"ok": 0, "refused": 0, "unchanged": 0}
+
+    def current(self) -> Engine:
+        """The engine for this request, refreshed first if the state store moved on.
+
+        Checking the store's generation on every request is what makes a
+        takedown or erasure made through another server process effective on
+        the very next request here too.
+        """
+        engine = self.engine
+        if engine is None:
+            raise ArtifactError("no artifact loaded yet")
+        generation = self.store.generation()
+        if generation != engine.state_generation:
+            with self._lock:
+                engine = self.engine
+                assert engine is not None
+                if engine.state_generation != self.store.generation():
+                    engine = engine.with_state(self.store.snapshot())
+                    self.engine = engine
+                    logger.info("state generation %d applied", engine.state_generation)
+        return engine
+
+    def refresh(self) -> Engine:
+        """Apply the state store now (after an admin write)."""
+        return self.current()
+
+    def load_initial(self) -> None:
+        if self.artifact_path is not None:
+            self.engine = Engine.load(self.artifact_path, state=self.store.snapshot())
+            logger.info("serving artifact %s", self.engine.version)
+
+    def newest_version(self) -> str | None:
+        """Version of the newest complete artifact at ``artifact_path`` (no loading)."""
+        if self.artifact_path is None:
+            return None
+        path = resolve_artifact(self.artifact_path)
+        return str(read_manifest(path, verify=False)["version"])
+
+    def reload(self) -> tuple[bool, Engine]:
+        """Load the newest artifact beside the current one, check it, swap.
+
+        Returns
+        -------
+        (changed, engine)
+            ``changed`` is False when the newest artifact is already served.
+
+        Raises
+        ------
+        ArtifactError
+            No artifact path, or the newest artifact is broken: the current
+            engine keeps serving.
+        """
+        if self.artifact_path is None:
+            raise ArtifactError("the service was started without an artifact path")
+        with self._lock:
+            t0 = time.perf_counter()
+            try:
+                path = resolve_artifact(self.artifact_path)
+                current = self.engine
+                if current is not None and current.artifact.path == path:
+                    manifest = read_manifest(path, verify=False)
+                    if manifest["version"] == current.version:
+                        self.reloads["unchanged"] += 1
+                        return False, current
+                engine = Engine.load(path, state=self.store.snapshot())
+            except ArtifactError:
+                self.reloads["refused"] += 1
+                logger.exception("reload refused; still serving the current artifact")
+                raise
+            self.engine = engine
+            self.reloads["ok"] += 1
+            logger.info("reloaded artifact %s in %.2fs", engine.version, time.perf_counter() - t0)
+            return True, engine
+
+
+class ArtifactWatcher:
+    """Polls the artifact directory and reloads when a newer artifact appears."""
+
+    def __init__(self, holder: EngineHolder, interval_s: float) -> None:
+        self.holder = holder
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="artifact-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                engine = self.holder.engine
+                newest = self.holder.newest_version()
+                if newest is not None and (engine is None or newest != engine.version):
+                    self.holder.reload()
+            except ArtifactError:
+                pass  # logged by reload; keep serving and keep watching
+            except Exception:  # noqa: BLE001 - the watcher must never die silently
+                logger.exception("artifact watcher error")
