@@ -136,6 +136,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recsys.config import load_config
+    from recsys.evaluation.runner import evaluate
+
+    report = evaluate(
+        args.data,
+        protocol=args.protocol,
+        seeds=args.seeds,
+        k=args.k,
+        config=load_config(args.config),
+        with_ease=not args.no_ease,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=float))
+    else:
+        print(report.table())
+        for note in report.notes:
+            print(f"note: {note}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -242,6 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--until", help="last day of the period (YYYY-MM-DD, inclusive)")
     rp.add_argument("--config", help="TOML or JSON file; its [fraud] section sets thresholds")
     rp.set_defaults(func=cmd_report)
+
+    ev = sub.add_parser("evaluate", help="train on a split; the engine against baselines")
+    ev.add_argument("--data", required=True, help="contract directory")
+    ev.add_argument("--protocol", default="random", choices=["random", "last", "users"])
+    ev.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ev.add_argument("--k", type=int, default=20)
+    ev.add_argument("--config", help="TOML or JSON stage settings")
+    ev.add_argument("--no-ease", action="store_true", help="skip EASE (dense item x item inverse)")
+    ev.add_argument("--json", action="store_true", help="machine-readable output")
+    ev.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("serve", help="the HTTP service")
     s.add_argument("--artifact", required=True)

@@ -85,6 +85,12 @@ class Artifact:
         return unit_rows(self.item_factors)
 
     @functools.cached_property
+    def gram(self) -> np.ndarray:
+        """``Y^T Y`` of the item factors, shape (d, d), float64, computed once (fold-in)."""
+        y = self.item_factors.astype(np.float64)
+        return y.T @ y
+
+    @functools.cached_property
     def artist_unit(self) -> np.ndarray:
         """Row-normalised artist vectors, shape (n_artists, d), computed once."""
         return unit_rows(self.artist_factors)

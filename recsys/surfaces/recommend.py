@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsys.artifact.loaded import Artifact
+from recsys.models import confidence
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +147,10 @@ class Recommender:
         """For each recommended model item, the listened artist closest to it."""
         a = self.artifact
         seen_items = a.seen.indices[a.seen.indptr[user_row] : a.seen.indptr[user_row + 1]]
+        return self._reasons_from(seen_items, items)
+
+    def _reasons_from(self, seen_items: np.ndarray, items: np.ndarray) -> list[Reason]:
+        a = self.artifact
         listened, counts = np.unique(a.item_artist[seen_items], return_counts=True)
         top = listened[np.argsort(-counts, kind="stable")[:REASON_ARTISTS]]
         if len(top) == 0:
@@ -166,6 +172,62 @@ class Recommender:
                 )
             )
         return out
+
+    def fold_in(self, track_ids: Sequence[str], plays: Sequence[float]) -> np.ndarray | None:
+        """A user vector for a history the model never saw (a new or held-out user).
+
+        Solves the ALS user step against the fixed item factors, with the
+        artifact's own confidence weighting and regularisation:
+        ``(Y^T Y + Y_u^T (C_u - I) Y_u + lambda I) x = Y_u^T C_u 1``.
+
+        Returns
+        -------
+        ndarray or None
+            Shape (d,); ``None`` when no track of the history has a vector.
+        """
+        a = self.artifact
+        rows = a.track_rows(list(track_ids))
+        model_rows = np.where(rows >= 0, a.tracks["model_row"].to_numpy()[np.maximum(rows, 0)], -1)
+        ok = model_rows >= 0
+        if not ok.any():
+            return None
+        params = a.manifest["training"]["params"]
+        counts = sp.csr_matrix(np.asarray(plays, dtype=np.float32)[ok][None, :])
+        c = confidence(counts, weighting=params["weighting"], alpha=params["alpha"]).data
+        y = a.item_factors[model_rows[ok]].astype(np.float64)
+        yty = a.gram  # Y^T Y over all items, computed once per artifact
+        lhs = yty + (y.T * (c - 1.0)) @ y + params["regularization"] * np.eye(y.shape[1])
+        rhs = (y * c[:, None]).sum(axis=0)
+        return np.linalg.solve(lhs, rhs).astype(np.float32)
+
+    def for_history(
+        self, track_ids: Sequence[str], plays: Sequence[float], k: int
+    ) -> Recommendations:
+        """Recommendations for a listening history the model never saw (folded in)."""
+        if k <= 0:
+            raise ValueError("k must be positive")
+        a = self.artifact
+        vector = self.fold_in(track_ids, plays)
+        rows = a.track_rows(list(track_ids))
+        heard = rows[rows >= 0]
+        if vector is None:
+            return Recommendations("", self.popular(k, exclude_tracks=heard), False, a.version)
+        model_rows = a.tracks["model_row"].to_numpy()[heard]
+        exclude = np.unique(model_rows[model_rows >= 0]).astype(np.int64)
+        scores, ids = a.user_index.search(
+            vector[None, :], k, exclude=[exclude], blocked=self._blocked_ids
+        )
+        valid = ids[0] >= 0
+        items_ = ids[0][valid]
+        reasons = self._reasons_from(exclude, items_)
+        out = [
+            self._item(int(a.item_track[it]), sc, r)
+            for it, sc, r in zip(items_, scores[0][valid], reasons, strict=True)
+        ]
+        if len(out) < k:
+            taken = np.concatenate([heard, a.item_track[items_]])
+            out += self.popular(k - len(out), exclude_tracks=taken)
+        return Recommendations("", out, True, a.version)
 
     # ------------------------------------------------------------------ public
 
