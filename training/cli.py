@@ -157,6 +157,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exposure(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from recsys.evaluation.exposure import exposure_report
+    from recsys.surfaces.engine import Engine
+
+    engine = Engine.load(args.artifact)
+    art = engine.artifact
+    users = (
+        [u.strip() for u in Path(args.users).read_text().splitlines() if u.strip()]
+        if args.users
+        else [str(u) for u in art.user_ids]
+    )
+    top = np.full((len(users), args.k), -1, dtype=np.int64)
+    for start in range(0, len(users), 4096):
+        for i, rec in enumerate(engine.recommender.for_users(users[start : start + 4096], args.k)):
+            rows = art.track_rows([it.track_id for it in rec.items])
+            top[start + i, : len(rows)] = rows
+    report = exposure_report(art, top)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in report.tables().items():
+        frame.to_csv(out / f"{name}.csv", index=False)
+        frame.to_parquet(out / f"{name}.parquet", index=False)
+    (out / "summary.json").write_text(json.dumps(report.summary, indent=2))
+    for name, frame in report.tables().items():
+        print(f"\n{name}\n{frame.to_string(index=False, float_format=lambda x: f'{x:.4f}')}")
+    print("\n" + json.dumps(report.summary, indent=2))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -273,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-ease", action="store_true", help="skip EASE (dense item x item inverse)")
     ev.add_argument("--json", action="store_true", help="machine-readable output")
     ev.set_defaults(func=cmd_evaluate)
+
+    ex = sub.add_parser("exposure", help="exposure of recommendations vs streams, by group")
+    ex.add_argument("--artifact", required=True)
+    ex.add_argument("--out", required=True, help="output directory (CSV + Parquet + summary.json)")
+    ex.add_argument("--users", help="file of user ids (default: every model user)")
+    ex.add_argument("--k", type=int, default=20)
+    ex.set_defaults(func=cmd_exposure)
 
     s = sub.add_parser("serve", help="the HTTP service")
     s.add_argument("--artifact", required=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from typing import Protocol
 
 import numpy as np
@@ -125,7 +126,9 @@ class ItemKNN(_Dense):
         self._seen = sp.csr_matrix(counts, dtype=np.float32)
         t0 = time.perf_counter()
         model = BM25Recommender(K=self.neighbours, K1=self.bm25_k1, B=self.bm25_b, num_threads=0)
-        with threadpool_limits(1, "blas"):
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            # implicit converts its own BM25 weights to CSR and warns about it.
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
             model.fit(self._seen, show_progress=False)
         self.fit_time_s_ = time.perf_counter() - t0
         self._similarity = sp.csr_matrix(model.similarity)

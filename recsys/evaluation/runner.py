@@ -58,7 +58,7 @@ class EvaluationReport:
         cols = [*METRICS, "fit_s"]
         g = self.rows.groupby("method", sort=False)[cols]
         mean, sd = g.mean(), g.std(ddof=1).fillna(0.0)
-        out = mean.join(sd, rsuffix="_sd")
+        out = mean.join(sd.add_suffix("_sd"))
         return out[[c for m in cols for c in (m, f"{m}_sd")]]
 
     def to_dict(self) -> dict:
