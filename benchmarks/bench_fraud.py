@@ -46,8 +46,6 @@ import pyarrow.parquet as pq
 from recsys.contract.load import load_contract
 from recsys.contract.schema import MIN_STREAM_MS
 from recsys.fraud import ACCOUNT_REASONS, FraudDetector, FraudSettings
-from recsys.fraud.accounts import evaluate_rule, farm_ratio, rule_conditions
-from recsys.fraud.farms import FarmGroups
 from recsys.synth import SCALES, generate_platform
 
 KINDS = ("bot_loop", "bot_farm", "bot_bought")
@@ -152,24 +150,11 @@ def evaluate(data_dir: Path, truth_dir: Path, settings: FraudSettings) -> dict[s
     # Accounts of each kind whose features meet each rule's conditions (for a
     # supporting rule with streams, that alone flags nothing), and the closest
     # genuine account per rule.
-    conds = rule_conditions(settings, has_time=data.event_table == "streams")
     rules = {}
     for r in ACCOUNT_REASONS:
         if f"account:{r}" not in result.rules_run:
             continue
-        if r in conds:
-            ratio = evaluate_rule(result.features, conds[r])
-        else:  # farm: a grouping, its ratio comes from the group and the best pair
-            f = result.features
-            groups = FarmGroups(
-                group=result.farm_group,
-                group_size=f["farm_size"].to_numpy(),
-                best_jaccard=f["farm_best_jaccard"].to_numpy(),
-                best_coactivity=f["farm_best_coactivity"].to_numpy(),
-                n_candidates=0,
-                n_pairs=0,
-            )
-            ratio = farm_ratio(groups, settings, has_time=data.event_table == "streams")
+        ratio = result.rule_ratio[:, ACCOUNT_REASONS.index(r)]
         met = ratio >= 1.0
         row: dict[str, object] = {k: int((met & (kind == k)).sum()) for k in ("genuine", *KINDS)}
         row["closest_genuine_ratio"] = (

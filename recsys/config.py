@@ -23,11 +23,11 @@ from recsys.pool import PoolRules
 
 #: ALS defaults, tuned on the Last.fm data (see docs/als-defaults.md).
 DEFAULT_ALS: dict[str, Any] = {
-    "factors": 64,
-    "regularization": 0.01,
-    "alpha": 10.0,
+    "factors": 128,
+    "regularization": 45.0,
+    "alpha": 15.0,
     "iterations": 15,
-    "weighting": "log1p",
+    "weighting": "log1p_user",
     "random_state": 0,
 }
 

@@ -29,15 +29,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 import recsys
-from recsys.artifact.store import atomic_directory, destination_for, new_version, write_manifest
+from recsys.artifact.publish import ArtifactParts, publish_artifact, retrieval_summary
+from recsys.artifact.store import destination_for, new_version
 from recsys.config import TrainConfig
 from recsys.contract.load import ContractData, load_contract
 from recsys.events import EventFilter, aggregate, select_training_events
 from recsys.fraud import FraudDetector, FraudResult
-from recsys.graph.stage import publish_graph, run_graph_stage, slim_events
+from recsys.graph.review import read_review_log
+from recsys.graph.stage import run_graph_stage, slim_events
 from recsys.models import ALSModel, artist_vectors
 from recsys.pool import Takedowns, build_pool
 from recsys.retrieval import build_index
@@ -193,9 +194,7 @@ def train(
 
     dest = destination_for(Path(out), version)
     t_publish = time.perf_counter()
-    with timer.stage("publish"), atomic_directory(dest) as tmp:
-        for sub in ("catalogue", "model", "index", "pool", "editorial"):
-            (tmp / sub).mkdir()
+    with timer.stage("publish"):
         tracks = _catalogue(data, pool.eligible)
         model_row = np.full(len(tracks), -1, dtype=np.int32)
         model_row[inter.track_idx] = np.arange(len(inter.track_idx), dtype=np.int32)
@@ -204,36 +203,37 @@ def train(
         tracks.loc[inter.track_idx, "listeners"] = listeners
         tracks["streams"] = np.zeros(len(tracks), dtype=np.float64)
         tracks.loc[inter.track_idx, "streams"] = streams
-        tracks.to_parquet(tmp / "catalogue/tracks.parquet", index=False)
         artists = data.artists.copy()
         artists["label_status"] = (
             data.labels.set_index("label_id")["status"].reindex(artists["label_id"]).to_numpy()
         )
-        artists.to_parquet(tmp / "catalogue/artists.parquet", index=False)
-        data.labels.to_parquet(tmp / "catalogue/labels.parquet", index=False)
-        data.artist_tags.to_parquet(tmp / "catalogue/artist_tags.parquet", index=False)
-        data.editorial_seeds.to_parquet(tmp / "editorial/seeds.parquet", index=False)
-        data.editorial_rejections.to_parquet(tmp / "editorial/rejections.parquet", index=False)
-        users = pd.DataFrame({"user_id": data.users["user_id"].to_numpy()[inter.user_idx]})
-        users.to_parquet(tmp / "model/users.parquet", index=False)
-        np.save(tmp / "model/user_factors.npy", model.user_factors_)
-        np.save(tmp / "model/item_factors.npy", model.item_factors_)
-        np.save(tmp / "model/artist_factors.npy", a_vectors)
-        seen = inter.matrix.copy()
-        seen.data = np.ones_like(seen.data, dtype=np.float32)
-        sp.save_npz(tmp / "model/seen.npz", seen.astype(np.float32), compressed=False)
-        user_index.save(tmp / "index", "user_track")
-        item_index.save(tmp / "index", "item_item")
-        pool.exclusions().to_parquet(tmp / "pool/exclusions.parquet", index=False)
-        data.quarantine.write(tmp / "quarantine")
+        fraud_accounts = None
         if fraud is not None:
             # Flagged accounts, for audit; erased users leave no trace here either.
-            accounts = fraud.accounts.drop(columns=["user_idx"], errors="ignore")
-            accounts = accounts.loc[~accounts["user_id"].isin(list(erased_user_ids))]
-            (tmp / "fraud").mkdir()
-            accounts.to_parquet(tmp / "fraud/accounts.parquet", index=False)
-        publish_graph(tmp, graph, Path(data_dir))
-
+            fraud_accounts = fraud.accounts.drop(columns=["user_idx"], errors="ignore")
+            fraud_accounts = fraud_accounts.loc[
+                ~fraud_accounts["user_id"].isin(list(erased_user_ids))
+            ]
+        parts = ArtifactParts(
+            tracks=tracks,
+            artists=artists,
+            labels=data.labels,
+            artist_tags=data.artist_tags,
+            editorial_seeds=data.editorial_seeds,
+            editorial_rejections=data.editorial_rejections,
+            user_ids=data.users["user_id"].to_numpy()[inter.user_idx],
+            user_factors=model.user_factors_,
+            item_factors=model.item_factors_,
+            artist_factors=a_vectors,
+            seen=inter.matrix,
+            user_index=user_index,
+            item_index=item_index,
+            pool_exclusions=pool.exclusions(),
+            graph=graph,
+            graph_reviews=read_review_log(data_dir),
+            quarantine=data.quarantine,
+            fraud_accounts=fraud_accounts,
+        )
         manifest = {
             "version": version,
             "created_at": created.isoformat(),
@@ -258,25 +258,21 @@ def train(
                 "fit_time_s": round(model.fit_time_s_, 4),
                 "erased_users": len(erased_user_ids),
             },
-            "retrieval": {
-                "user_track": {"kind": user_index.kind, "metric": "ip", "size": user_index.ntotal},
-                "item_item": {
-                    "kind": item_index.kind,
-                    "metric": "cosine",
-                    "size": item_index.ntotal,
-                },
-            },
+            "retrieval": retrieval_summary(user_index, item_index),
             "graph": graph.summary,
             "config": config.to_dict(),
             "metrics": {},
         }
-        # Timings go in last: they cover everything but the checksum pass and the rename.
-        now = time.perf_counter()
-        manifest["timings_s"] = {
-            **timer.times,
-            "publish": round(now - t_publish, 4),
-            "total": round(now - t_start, 4),
-        }
-        manifest = write_manifest(tmp, manifest)
+
+        def add_timings(m: dict[str, Any]) -> None:
+            # Timings go in last: they cover everything but the checksum pass and the rename.
+            now = time.perf_counter()
+            m["timings_s"] = {
+                **timer.times,
+                "publish": round(now - t_publish, 4),
+                "total": round(now - t_start, 4),
+            }
+
+        manifest = publish_artifact(dest, parts, manifest, finalize=add_timings)
     logger.info("published artifact %s at %s", version, dest)
     return TrainResult(path=dest, manifest=manifest)

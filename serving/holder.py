@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import platform
 import threading
 import time
+import weakref
 from pathlib import Path
+
+import pyarrow as pa
 
 from recsys.artifact.store import read_manifest, resolve_artifact
 from recsys.errors import ArtifactError
@@ -13,6 +18,37 @@ from recsys.state import StateStore
 from recsys.surfaces.engine import Engine
 
 logger = logging.getLogger(__name__)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
+
+
+def release_memory() -> None:
+    """Hand memory freed by a dropped artifact back to the operating system.
+
+    The allocators keep what a multi-GB artifact freed for reuse (glibc's
+    heaps, Arrow's pool), so without this the process stays larger after
+    every reload (measured with a 1M-track pool: 400-500 MB more after a
+    reload, given back here).
+    """
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _release_soon() -> None:
+    # Runs when the old artifact is collected, in whichever thread dropped it
+    # last (possibly a request's): trim in the background instead.
+    threading.Thread(target=release_memory, name="release-memory", daemon=True).start()
 
 
 class EngineHolder:
@@ -104,6 +140,9 @@ class EngineHolder:
                 self.reloads["refused"] += 1
                 logger.exception("reload refused; still serving the current artifact")
                 raise
+            if current is not None and current.artifact is not engine.artifact:
+                # Requests in flight may still use the old artifact: release once it is gone.
+                weakref.finalize(current.artifact, _release_soon)
             self.engine = engine
             self.reloads["ok"] += 1
             logger.info("reloaded artifact %s in %.2fs", engine.version, time.perf_counter() - t0)

@@ -54,6 +54,14 @@ class Artifact:
     graph
         The similar-artist graph over artist rows (empty for artifacts
         published before the graph stage).
+
+    Notes
+    -----
+    Vectors are held once: when the user index stores the item factors
+    unchanged (inner product, not augmented) ``item_factors`` is a read-only
+    view of its storage, and when the item index stores them row-normalised
+    (cosine) ``item_unit`` is a view of that; otherwise they are separate
+    arrays. At a 1M-track pool with 64 factors each view saves 256 MB.
     """
 
     path: Path
@@ -78,11 +86,41 @@ class Artifact:
     _user_rows: dict[str, int]
     _track_rows: pd.Index
     _artist_rows: pd.Index
+    _item_unit: np.ndarray | None = None
 
     @functools.cached_property
     def item_unit(self) -> np.ndarray:
-        """Row-normalised item vectors, shape (n_model_items, d), computed once."""
+        """Row-normalised item vectors, shape (n_model_items, d), computed once.
+
+        The item index's own (cosine) storage when it has them: the very
+        vectors the item-to-item search scores, and no second copy.
+        """
+        if self._item_unit is not None:
+            return self._item_unit
         return unit_rows(self.item_factors)
+
+    @functools.cached_property
+    def track_ids(self) -> np.ndarray:
+        """Catalogue track ids, object array, shape (n_tracks,), shared by every engine view.
+
+        The same string objects as the id lookup's (no second copy of the ids).
+        """
+        return np.asarray(self._track_rows, dtype=object)
+
+    @functools.cached_property
+    def track_titles(self) -> np.ndarray:
+        """Catalogue track titles, object array, shape (n_tracks,), shared like :attr:`track_ids`."""
+        return self.tracks["title"].to_numpy(dtype=object)
+
+    @functools.cached_property
+    def artist_ids(self) -> np.ndarray:
+        """Artist ids, object array, shape (n_artists,)."""
+        return self.artists["artist_id"].to_numpy(dtype=object)
+
+    @functools.cached_property
+    def artist_names(self) -> np.ndarray:
+        """Artist names, object array, shape (n_artists,)."""
+        return self.artists["name"].to_numpy(dtype=object)
 
     @functools.cached_property
     def gram(self) -> np.ndarray:
@@ -115,6 +153,14 @@ class Artifact:
         """Artist rows of artist ids, -1 where unknown; shape (n,)."""
         return self._artist_rows.get_indexer(np.asarray(artist_ids, dtype=object))
 
+    def track_row(self, track_id: str) -> int:
+        """Catalogue row of one track id, -1 when unknown (a hash lookup, no array built)."""
+        return _row(self._track_rows, track_id)
+
+    def artist_row(self, artist_id: str) -> int:
+        """Artist row of one artist id, -1 when unknown."""
+        return _row(self._artist_rows, artist_id)
+
     @classmethod
     def load(cls, path: str | Path, *, verify: bool = True) -> Artifact:
         """Load the artifact at ``path`` (or the newest one inside it).
@@ -136,13 +182,17 @@ class Artifact:
             rejections = pd.read_parquet(path / "editorial/rejections.parquet")
             user_ids = pd.read_parquet(path / "model/users.parquet")["user_id"].to_numpy(object)
             user_factors = np.load(path / "model/user_factors.npy")
-            item_factors = np.load(path / "model/item_factors.npy")
+            item_factors = np.load(path / "model/item_factors.npy", mmap_mode="r")
             artist_factors = np.load(path / "model/artist_factors.npy")
             seen = sp.load_npz(path / "model/seen.npz").tocsr()
             user_index = VectorIndex.load(path / "index", "user_track")
             item_index = VectorIndex.load(path / "index", "item_item")
+            item_factors = _held_once(item_factors, user_index)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ArtifactError(f"{path}: cannot load artifact ({exc})") from exc
+        item_unit = item_index.vectors if item_index.metric == "cosine" else None
+        if item_unit is not None and item_unit.shape != item_factors.shape:
+            item_unit = None
 
         model_row = tracks["model_row"].to_numpy()
         item_track = np.full(len(item_factors), -1, dtype=np.int64)
@@ -154,6 +204,10 @@ class Artifact:
         except (OSError, ValueError, KeyError) as exc:
             raise ArtifactError(f"{path}: cannot load the similar-artist graph ({exc})") from exc
         track_artist = artist_index.get_indexer(tracks["artist_id"].to_numpy(dtype=object))
+        # Object dtype, so that the lookup's hash table and ``track_ids`` share the id
+        # strings; one lookup builds the table now rather than in the first request.
+        track_index = pd.Index(tracks["track_id"].to_numpy(dtype=object), dtype=object)
+        track_index.get_indexer(track_index[:1])
         problems = []
         if (item_track < 0).any():
             problems.append("model items without a catalogue track")
@@ -189,8 +243,9 @@ class Artifact:
             item_index=item_index,
             graph=graph,
             _user_rows={u: i for i, u in enumerate(user_ids)},
-            _track_rows=pd.Index(tracks["track_id"].to_numpy(dtype=object)),
+            _track_rows=track_index,
             _artist_rows=artist_index,
+            _item_unit=item_unit,
         )
         logger.info(
             "loaded artifact %s (%d users, %d items, pool %d) in %.2fs",
@@ -201,3 +256,45 @@ class Artifact:
             time.perf_counter() - t0,
         )
         return art
+
+
+def _row(index: pd.Index, key: str) -> int:
+    """Position of ``key`` in a unique index, -1 when absent."""
+    try:
+        row = index.get_loc(key)
+    except (KeyError, TypeError):
+        return -1
+    if isinstance(row, int | np.integer):
+        return int(row)
+    return int(index.get_indexer(np.asarray([key], dtype=object))[0])  # not unique: as before
+
+
+#: Rows compared at once when checking that an index holds the saved item factors.
+_COMPARE_ROWS = 1 << 16
+
+
+def _held_once(saved: np.ndarray, index: VectorIndex) -> np.ndarray:
+    """The item factors, held once in memory.
+
+    Parameters
+    ----------
+    saved
+        ``model/item_factors.npy``, memory-mapped, shape (n_items, d).
+    index
+        The user index (inner product over the item factors).
+
+    Returns
+    -------
+    ndarray
+        The index's zero-copy storage when it holds exactly ``saved`` (bit for
+        bit), else ``saved`` read into memory.
+    """
+    held = index.vectors if index.metric == "ip" else None
+    if held is not None and held.shape == saved.shape and held.dtype == saved.dtype:
+        same = all(
+            np.array_equal(held[i : i + _COMPARE_ROWS], saved[i : i + _COMPARE_ROWS])
+            for i in range(0, len(saved), _COMPARE_ROWS)
+        )
+        if same:
+            return held
+    return np.array(saved)

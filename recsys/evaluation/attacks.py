@@ -6,17 +6,22 @@ real users' recommendations. This module writes a copy of a contract
 directory with fake accounts added, following the classic shilling-attack
 models (Lam and Riedl 2004; Mobasher et al. 2007):
 
-- ``random``: each fake account plays the targets plus filler tracks drawn
-  uniformly from the catalogue that has listeners;
+- ``random``: each fake account plays the targets plus filler tracks drawn at
+  random from the catalogue that has listeners: by default in proportion to
+  their listeners (a random sample of what the platform plays; drawing
+  uniformly over the catalogue mostly picks tracks nobody else plays, which
+  barely moves a factorisation model: see ``docs/fraud.md``), or uniformly;
 - ``bandwagon``: filler drawn from the most popular tracks, so that the
   targets co-occur with what everybody listens to;
 - ``farm``: a group of accounts sharing one filler set (popular tracks) and
   the targets, with small per-account variations, as a stream farm does.
 
-Play counts of fillers follow the genuine play-count distribution; targets get
-heavy play. With a ``streams`` table the fake plays become stream rows that
-are physically possible (one at a time, full length), so only behaviour, not
-clumsy timing, can give the accounts away.
+Play counts of fillers are drawn from the genuine per-pair distribution;
+targets get what a devoted fan plays (by default each (account, target) pair
+draws from the genuine counts at or above their 90th percentile, so the fake
+accounts do not share one telltale count). With a ``streams`` table the fake
+plays become stream rows that are physically possible (one at a time, full
+length), so only behaviour, not clumsy timing, can give the accounts away.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 AttackKind = Literal["random", "bandwagon", "farm"]
+RandomFillers = Literal["popularity", "uniform"]
 ATTACK_KINDS: tuple[AttackKind, ...] = ("random", "bandwagon", "farm")
 FAKE_PREFIX = "fake-"
 
@@ -50,23 +56,40 @@ class Attack:
     targets
         Track ids to promote.
     filler
-        Other tracks per fake account.
+        Other tracks per fake account. The defaults (10 fillers, from the 20
+        most listened tracks for ``bandwagon`` and ``farm``) are the
+        strongest of those measured against the engine on Last.fm (see
+        ``docs/fraud.md``): fake accounts that look like casual listeners of
+        the charts move the targets more than ones with long profiles.
     target_plays
-        Plays (or streams) of each target per fake account; ``None``: the 90th
-        percentile of genuine per-pair counts, i.e. what a devoted fan plays.
+        Plays (or streams) of each target per fake account; ``None``: drawn
+        for every (account, target) pair from the genuine per-pair counts at
+        or above their ``target_quantile`` quantile, i.e. what a devoted fan plays.
     popular_pool
         Bandwagon and farm fillers are drawn from this many most-listened tracks.
     random_state
         Seed.
+    random_fillers
+        ``random`` attack only: ``"popularity"`` draws fillers in proportion
+        to their listeners, ``"uniform"`` uniformly over the tracks that have
+        listeners (the textbook random attack, much weaker here).
+    targets_per_account
+        How many of the targets each fake account plays (spread evenly over
+        the accounts, in turn); ``None``: all of them.
+    target_quantile
+        See ``target_plays``.
     """
 
     kind: AttackKind
     share: float
     targets: tuple[str, ...]
-    filler: int = 30
+    filler: int = 10
     target_plays: int | None = None
-    popular_pool: int = 200
+    popular_pool: int = 20
     random_state: int = 0
+    random_fillers: RandomFillers = "popularity"
+    targets_per_account: int | None = None
+    target_quantile: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -87,7 +110,7 @@ def _read(directory: Path, name: str) -> pd.DataFrame | None:
 
 
 def pick_targets(
-    directory: Path,
+    directory: str | Path,
     n: int = 5,
     *,
     min_listeners: int = 10,
@@ -100,6 +123,7 @@ def pick_targets(
     distinct listeners in the event table, so that they exist in the model
     without an attack and their hit ratio then is small but measurable.
     """
+    directory = Path(directory)
     events = _read(directory, "plays")
     if events is None:
         events = _read(directory, "streams")
@@ -148,23 +172,28 @@ def inject_attack(src: str | Path, out: str | Path, attack: Attack) -> Injected:
     else:
         pair_counts = streams.groupby(["user_id", "track_id"]).size()
     genuine_counts = pair_counts.to_numpy()
-    target_plays = (
-        attack.target_plays
-        if attack.target_plays is not None
-        else max(1, int(np.percentile(genuine_counts, 90)))
-    )
+    # What a devoted fan plays: the upper part of the genuine per-pair counts.
+    fan_counts = genuine_counts[
+        genuine_counts >= np.quantile(genuine_counts, attack.target_quantile)
+    ]
     listeners = pair_counts.reset_index().groupby("track_id")["user_id"].nunique()
     listeners = listeners.drop(index=list(attack.targets), errors="ignore")
     popular = listeners.sort_values(ascending=False).index.to_numpy()[: attack.popular_pool]
     catalogue = listeners.index.to_numpy()
+    weights = listeners.to_numpy(np.float64) / listeners.sum()
 
     n_fake = max(1, round(attack.share * len(users)))
     fake_ids = [f"{FAKE_PREFIX}{attack.kind}-{i:05d}" for i in range(n_fake)]
     shared = rng.choice(popular, size=min(attack.filler, len(popular)), replace=False)
+    targets = np.asarray(attack.targets, dtype=object)
+    per_account = len(targets) if attack.targets_per_account is None else attack.targets_per_account
+    per_account = max(1, min(per_account, len(targets)))
     rows_u, rows_t, rows_c = [], [], []
-    for uid in fake_ids:
+    for i, uid in enumerate(fake_ids):
         if attack.kind == "random":
-            filler = rng.choice(catalogue, size=min(attack.filler, len(catalogue)), replace=False)
+            size = min(attack.filler, len(catalogue))
+            p = weights if attack.random_fillers == "popularity" else None
+            filler = rng.choice(catalogue, size=size, replace=False, p=p)
         elif attack.kind == "bandwagon":
             filler = rng.choice(popular, size=min(attack.filler, len(popular)), replace=False)
         else:
@@ -172,11 +201,17 @@ def inject_attack(src: str | Path, out: str | Path, attack: Attack) -> Injected:
             keep = shared[rng.random(len(shared)) > 0.05]
             extra = rng.choice(popular, size=2, replace=False)
             filler = np.unique(np.concatenate([keep, extra]))
-        filler = filler[~np.isin(filler, attack.targets)]
+        filler = filler[~np.isin(filler, targets)]
+        # The accounts take the targets in turn, so each target gets its share of them.
+        mine = targets[(i * per_account + np.arange(per_account)) % len(targets)]
         counts = rng.choice(genuine_counts, size=len(filler))
-        rows_u += [uid] * (len(filler) + len(attack.targets))
-        rows_t += list(filler) + list(attack.targets)
-        rows_c += list(counts) + [target_plays] * len(attack.targets)
+        if attack.target_plays is not None:
+            t_counts = np.full(len(mine), attack.target_plays)
+        else:
+            t_counts = rng.choice(fan_counts, size=len(mine))
+        rows_u += [uid] * (len(filler) + len(mine))
+        rows_t += list(filler) + list(mine)
+        rows_c += list(counts) + list(t_counts)
     fake = pd.DataFrame({"user_id": rows_u, "track_id": rows_t, "plays": rows_c})
     fake["plays"] = fake["plays"].astype(np.int64).clip(lower=1)
 

@@ -2,7 +2,8 @@
 
 ``FraudDetector(settings).detect(data)`` runs stream-level rules (impossible
 sequences, simultaneous plays, bursts) and account-level rules (farms of
-near-identical accounts, loops, threshold gaming, volume, concentration, ...)
+near-identical accounts, promotion campaigns playing a set of tracks in
+lockstep, loops, threshold gaming, volume, concentration, ...)
 and returns a :class:`FraudResult` with one reason per flagged stream; the
 taste-only rules (concentration, obscure tracks, low diversity) are reported
 as supporting evidence.
@@ -10,6 +11,7 @@ as supporting evidence.
 codes and defaults: ``docs/fraud.md``.
 """
 
+from recsys.fraud.campaigns import CampaignGroups, find_campaigns
 from recsys.fraud.detector import REASON_NAMES, FraudDetector, FraudFilter, FraudResult
 from recsys.fraud.farms import FarmGroups, find_farms
 from recsys.fraud.settings import (
@@ -32,10 +34,12 @@ __all__ = [
     "STREAM_REASONS",
     "STREAM_RULES",
     "SUPPORTING_REASONS",
+    "CampaignGroups",
     "FarmGroups",
     "FraudDetector",
     "FraudFilter",
     "FraudResult",
     "FraudSettings",
+    "find_campaigns",
     "find_farms",
 ]

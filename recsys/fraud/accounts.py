@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recsys.fraud.campaigns import CampaignGroups
 from recsys.fraud.farms import FarmGroups
 from recsys.fraud.settings import FraudSettings
 from recsys.fraud.streams import NS_PER_DAY, StreamFeatures
@@ -45,6 +46,14 @@ def _row_max(m: sp.csr_matrix) -> np.ndarray:
     if len(nonempty):
         out[nonempty] = np.maximum.reduceat(m.data, m.indptr[nonempty])
     return out
+
+
+def _row_argmax(m: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    """Column of the largest value of each of ``rows`` (non-empty), shape (len(rows),)."""
+    sub = m[rows]
+    row_of = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
+    order = np.lexsort((-sub.data, row_of))
+    return sub.indices[order[sub.indptr[:-1]]].astype(np.int64)
 
 
 def _row_top_k_sum(m: sp.csr_matrix, rows: np.ndarray, k: int) -> np.ndarray:
@@ -80,7 +89,10 @@ def profile_features(
         ``top_track_streams``, ``top_tracks_share``, ``top_artist_streams``,
         ``top_artist_share``, ``obscure_streams``, ``obscure_share``,
         ``obscure_repeats`` (streams per obscure track), ``diversity`` (distinct
-        tracks / streams; 1.0 for accounts without streams).
+        tracks / streams; 1.0 for accounts without streams),
+        ``top_track_play_share`` (the account's streams of its top track over
+        all accounts' streams of that track; computed only where the top
+        track reaches ``loop_min_streams``, 0 elsewhere).
     """
     s = settings
     n_users, n_tracks = counts.shape
@@ -95,6 +107,14 @@ def profile_features(
     need = np.flatnonzero(top_track >= s.loop_min_streams)
     if len(need) and s.loop_top_tracks > 1:
         top_k[need] = _row_top_k_sum(counts, need, s.loop_top_tracks)
+    # How much of its top track's plays the account makes (a loop bot makes
+    # most of them; a fan of a popular artist a sliver).
+    track_total = np.asarray(counts.sum(axis=0)).ravel()
+    top_track_play_share = np.zeros(n_users)
+    if len(need):
+        top_track_play_share[need] = top_track[need] / np.maximum(
+            track_total[_row_argmax(counts, need)], 1.0
+        )
 
     n_artists = int(track_artist.max()) + 1 if len(track_artist) else 1
     to_artist = sp.csr_matrix(
@@ -122,6 +142,7 @@ def profile_features(
             "obscure_share": obscure / safe,
             "obscure_repeats": obscure / np.maximum(obscure_tracks, 1),
             "diversity": np.where(streams > 0, tracks / safe, 1.0),
+            "top_track_play_share": top_track_play_share,
         }
     )
 
@@ -185,7 +206,8 @@ def rule_conditions(
         Thresholds.
     has_time
         ``True`` for ``streams``: ``loop`` then looks at one day's repetition;
-        ``False`` for ``plays``: ``loop`` looks at repetition by counts.
+        ``False`` for ``plays``: ``loop`` looks at repetition by counts, and
+        needs more evidence (few tracks in all, most of the top track's plays).
     """
     s = settings
     loop = (
@@ -194,6 +216,8 @@ def rule_conditions(
         else (
             Condition("top_tracks_share", s.loop_min_share),
             Condition("top_track_streams", s.loop_min_streams),
+            Condition("tracks", s.loop_max_tracks, at_least=False),
+            Condition("top_track_play_share", s.loop_min_track_share),
         )
     )
     return {
@@ -272,6 +296,16 @@ def farm_ratio(farms: FarmGroups, settings: FraudSettings, has_time: bool = True
         r = np.minimum(r, farms.best_coactivity / s.farm_min_coactivity)
     member = farms.group >= 0
     r = np.where(member, np.minimum(r, farms.group_size / s.farm_min_accounts), r)
+    return np.where(member, np.maximum(r, 1.0), np.minimum(r, np.nextafter(1.0, 0)))
+
+
+def campaign_ratio(campaigns: CampaignGroups) -> np.ndarray:
+    """Ratio of the campaign rule, shape (n_users,): >= 1 exactly for campaign members.
+
+    Non-members keep how close the best core they were in came (below 1).
+    """
+    member = campaigns.group >= 0
+    r = campaigns.ratio
     return np.where(member, np.maximum(r, 1.0), np.minimum(r, np.nextafter(1.0, 0)))
 
 

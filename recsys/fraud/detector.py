@@ -14,9 +14,9 @@ supporting evidence: they appear among the reasons of an account another
 rule flagged but never flag one alone (``FraudSettings.taste_rules_flag_alone``
 changes that).
 
-With aggregated ``plays`` only the profile rules run (``farm``, ``loop``,
-``concentration``, ``obscure``, ``low_diversity``); the others are reported in
-``rules_skipped`` with the reason.
+With aggregated ``plays`` only the profile rules run (``farm``, ``campaign``,
+``loop``, ``concentration``, ``obscure``, ``low_diversity``); the others are
+reported in ``rules_skipped`` with the reason.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import pandas as pd
 from recsys.contract.load import ContractData
 from recsys.fraud.accounts import (
     add_time_features,
+    campaign_ratio,
     count_matrix,
     evaluate_rule,
     farm_ratio,
@@ -38,6 +39,7 @@ from recsys.fraud.accounts import (
     rule_conditions,
     severity,
 )
+from recsys.fraud.campaigns import find_campaigns
 from recsys.fraud.farms import find_farms
 from recsys.fraud.settings import (
     ACCOUNT_REASONS,
@@ -93,11 +95,20 @@ class FraudResult:
     accounts
         Flagged accounts, highest score first: ``user_idx``, ``user_id``,
         ``reasons`` (";"-joined codes, main reason first), ``main_reason``,
-        ``score``, ``streams``, ``flagged_streams``, ``farm_id`` (-1: none).
+        ``score``, ``streams``, ``flagged_streams``, ``farm_id`` and
+        ``campaign_id`` (-1: none).
     features
         Per-account features the rules read (n_users rows).
     farm_group
         Int64, shape (n_users,): farm id, -1 for none.
+    campaign_group
+        Int64, shape (n_users,): promotion campaign id, -1 for none (see
+        :mod:`recsys.fraud.campaigns`).
+    campaign_tracks
+        Track rows of each campaign's core, in campaign id order.
+    rule_ratio
+        Float64, shape (n_users, len(ACCOUNT_REASONS)): every account rule's
+        ratio (>= 1 where its conditions hold; 0 for rules that did not run).
     rules_run
         Rule names that ran (stream rules, then ``account:<code>``).
     rules_skipped
@@ -122,6 +133,9 @@ class FraudResult:
     settings: FraudSettings = field(default_factory=FraudSettings)
     elapsed_s: float = 0.0
     n_streams: int = 0
+    campaign_group: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    campaign_tracks: list[np.ndarray] = field(default_factory=list)
+    rule_ratio: np.ndarray = field(default_factory=lambda: np.zeros((0, len(ACCOUNT_REASONS))))
 
     @property
     def stream_flagged(self) -> np.ndarray:
@@ -161,6 +175,7 @@ class FraudResult:
                 r: int(c) for r, c in zip(ACCOUNT_REASONS, per_main[1:], strict=True)
             },
             "farms": int(self.farm_group.max()) + 1 if len(self.farm_group) else 0,
+            "campaigns": len(self.campaign_tracks),
             "rules_run": list(self.rules_run),
             "rules_skipped": dict(self.rules_skipped),
             "settings": self.settings.to_dict(),
@@ -252,6 +267,8 @@ class FraudDetector:
         conds = rule_conditions(s, has_time=has_time)
         ratios = np.zeros((n_users, len(ACCOUNT_REASONS)))
         farm_group = np.full(n_users, -1, np.int64)
+        campaign_group = np.full(n_users, -1, np.int64)
+        campaign_tracks: list[np.ndarray] = []
         for r in account_run:
             j = ACCOUNT_REASONS.index(r)
             if r == "farm":
@@ -266,6 +283,15 @@ class FraudDetector:
                 features["farm_best_jaccard"] = farms.best_jaccard
                 features["farm_best_coactivity"] = farms.best_coactivity
                 ratios[:, j] = farm_ratio(farms, s, has_time)
+            elif r == "campaign":
+                camps = find_campaigns(counts, track_artist, s)
+                campaign_group = camps.group
+                campaign_tracks = [core for core, _ in camps.cores]
+                features["campaign_size"] = camps.size
+                features["campaign_artists"] = camps.artists
+                features["campaign_share"] = camps.share
+                features["campaign_lockstep"] = camps.lockstep
+                ratios[:, j] = campaign_ratio(camps)
             else:
                 ratios[:, j] = evaluate_rule(features, conds[r])
         fired = ratios >= 1.0
@@ -292,7 +318,15 @@ class FraudDetector:
 
         flagged_streams = np.bincount(user[stream_reason > 0], minlength=n_users)
         accounts = _accounts_frame(
-            data, flagged, fired, account_reason, score, features, flagged_streams, farm_group
+            data,
+            flagged,
+            fired,
+            account_reason,
+            score,
+            features,
+            flagged_streams,
+            farm_group,
+            campaign_group,
         )
         elapsed = time.perf_counter() - t0
         result = FraudResult(
@@ -310,6 +344,9 @@ class FraudDetector:
             settings=s,
             elapsed_s=elapsed,
             n_streams=int(is_stream.sum()),
+            campaign_group=campaign_group,
+            campaign_tracks=campaign_tracks,
+            rule_ratio=ratios,
         )
         logger.info(
             "fraud: %d of %d accounts and %d of %d %s flagged in %.2fs (events %.2fs); %d rules run, %d skipped",
@@ -335,6 +372,7 @@ def _accounts_frame(
     features: pd.DataFrame,
     flagged_streams: np.ndarray,
     farm_group: np.ndarray,
+    campaign_group: np.ndarray,
 ) -> pd.DataFrame:
     """One row per flagged account, highest score first."""
     idx = np.flatnonzero(flagged)
@@ -353,6 +391,7 @@ def _accounts_frame(
             "streams": features["streams"].to_numpy()[idx],
             "flagged_streams": flagged_streams[idx].astype(np.int64),
             "farm_id": farm_group[idx],
+            "campaign_id": campaign_group[idx],
         }
     )
     return frame.sort_values(

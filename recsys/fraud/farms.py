@@ -16,7 +16,9 @@ the two accounts' active hours (UTC hour slots with a stream) must reach
 catalogue share tracks but not their hours (on the synthetic platforms,
 pairs of farm accounts score at least 0.5, pairs of genuine listeners at most
 0.06). Aggregated ``plays`` have no time, so there the track sets decide
-alone, with the stricter ``farm_min_jaccard_plays``.
+alone, with the stricter ``farm_min_jaccard_plays``; that stricter test also
+suffices with ``streams`` (a farm that spreads its accounts over the day is
+still a farm when its track sets are near-identical).
 """
 
 from __future__ import annotations
@@ -226,7 +228,9 @@ def find_farms(
     if has_time and ok.any():
         co[ok] = _coactivity(cand, a[ok], c[ok], stream_user, stream_hour)
         co[~ok] = 0.0
-    ok &= co >= s.farm_min_coactivity
+    # Time only adds evidence: a pair close enough to be a farm without time
+    # (the stricter plays threshold) is one with time too, whatever its hours.
+    ok = (ok & (co >= s.farm_min_coactivity)) | (jac >= s.farm_min_jaccard_plays)
     cand_best = np.zeros(len(cand))
     cand_co = np.zeros(len(cand))
     if len(jac):

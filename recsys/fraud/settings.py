@@ -5,7 +5,8 @@ default; ``docs/fraud.md`` explains each rule. The defaults were set on the
 synthetic platform (``recsys.synth``) with a margin on the genuine side (no
 genuine listener of the ``small``, ``medium`` and ``large`` platforms is
 flagged; the closest ones are measured in ``docs/fraud.md``) and checked on
-the real Last.fm HetRec plays, where they flag 12 of 1 892 users.
+the real Last.fm HetRec plays, where they flag 2 of 1 892 users (each plays
+one artist nobody else plays, as a loop bot would).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ STREAM_REASONS: tuple[str, ...] = (
 #: that applies is the account's main reason, the one its streams carry.
 ACCOUNT_REASONS: tuple[str, ...] = (
     "farm",  # one of a group of accounts with near-identical listening
+    "campaign",  # one of a group playing the same multi-artist set of tracks in lockstep
     "loop",  # one track over and over (streams: in 24 h; plays: by counts)
     "overlap",  # many physically impossible or simultaneous plays
     "burst",  # many streams in bursts no human listening fits in
@@ -38,7 +40,14 @@ ACCOUNT_REASONS: tuple[str, ...] = (
 )
 
 #: Account rules computable from user x track counts alone (``plays`` tables).
-PROFILE_REASONS: tuple[str, ...] = ("farm", "loop", "concentration", "obscure", "low_diversity")
+PROFILE_REASONS: tuple[str, ...] = (
+    "farm",
+    "campaign",
+    "loop",
+    "concentration",
+    "obscure",
+    "low_diversity",
+)
 
 #: Taste-only rules: supporting evidence. They are listed among the reasons of
 #: an account another rule flagged but never flag one on their own (unless
@@ -107,12 +116,18 @@ class FraudSettings:
     loop_daily_streams
         ``account:loop`` with ``streams``: one track streamed at least this many
         times within 24 hours (50 plays of a 3.5 min track is three hours of one song).
-    loop_top_tracks, loop_min_share, loop_min_streams
+    loop_top_tracks, loop_min_share, loop_min_streams, loop_max_tracks, loop_min_track_share
         ``account:loop`` with ``plays`` (no time, so repetition by counts): the
         ``loop_top_tracks`` most played tracks hold at least ``loop_min_share``
-        of the plays and the top track at least ``loop_min_streams`` plays.
-        Without time a loop and a devoted fan differ only in degree, hence
-        95 %: on Last.fm HetRec it flags 12 of 1 892 users.
+        of the plays, the top track at least ``loop_min_streams`` plays, the
+        account plays at most ``loop_max_tracks`` distinct tracks in all (the
+        loop *is* the account) and its plays are at least
+        ``loop_min_track_share`` of all the plays of its top track (it makes
+        that track's numbers). Without time a loop and a devoted fan differ
+        only in degree, so counts alone need all four: on Last.fm HetRec the
+        first two conditions alone flag 12 of 1 892 users, fans with 7 to 50
+        artists or of the most played artist of the data; all four, 2 (one
+        artist each, nobody else plays it).
     concentration_min_share, concentration_min_streams
         ``account:concentration``: the most played artist holds at least this
         share of the account's streams, and at least this many streams.
@@ -148,6 +163,24 @@ class FraudSettings:
         MinHash LSH banding: ``farm_bands`` bands of ``farm_rows`` hashes. Two
         sets with Jaccard ``J`` share a bucket with probability
         ``1 - (1 - J**rows)**bands`` (0.89 at J = 0.7, 0.99 at J = 0.8).
+    campaign_min_accounts, campaign_min_artists, campaign_min_share, campaign_min_lockstep
+        ``account:campaign`` (see :mod:`recsys.fraud.campaigns`): at least
+        ``campaign_min_accounts`` accounts all play a *core* of tracks by at
+        least ``campaign_min_artists`` artists, are at least
+        ``campaign_min_share`` of every core track's listeners, and at least
+        ``campaign_min_lockstep`` of the accounts playing two or more core
+        tracks play all of them. Genuine cores of 4 artists reach lockstep
+        0.55 at most on Last.fm HetRec and the synthetic platforms (3-artist
+        cores reach 0.83, hence 4 artists).
+    campaign_max_loss
+        A track joins a growing core only if at most this share of the group
+        does not play it.
+    campaign_bands, campaign_rows
+        MinHash LSH over the tracks' listener sets. Two tracks whose common
+        listeners are a share ``d`` of both audiences have Jaccard at least
+        ``d / (2 - d)`` and share a bucket with probability
+        ``1 - (1 - J**rows)**bands`` (0.56 at J = 0.2, 0.85 at J = 0.3, 0.97
+        at J = 0.4 by default); a core needs most of its pairs found, not all.
     seed
         Seed of the MinHash permutations (results are reproducible).
     taste_rules_flag_alone
@@ -183,6 +216,8 @@ class FraudSettings:
     loop_top_tracks: int = 3
     loop_min_share: float = 0.95
     loop_min_streams: int = 100
+    loop_max_tracks: int = 5
+    loop_min_track_share: float = 0.5
     concentration_min_share: float = 0.5
     concentration_min_streams: int = 100
     obscure_max_listeners: int = 3
@@ -201,6 +236,13 @@ class FraudSettings:
     farm_min_accounts: int = 5
     farm_bands: int = 8
     farm_rows: int = 4
+    campaign_min_accounts: int = 10
+    campaign_min_artists: int = 4
+    campaign_min_share: float = 0.25
+    campaign_min_lockstep: float = 0.8
+    campaign_max_loss: float = 0.1
+    campaign_bands: int = 20
+    campaign_rows: int = 2
     seed: int = 0
     taste_rules_flag_alone: bool = False
     disabled_rules: tuple[str, ...] = ()
@@ -209,11 +251,26 @@ class FraudSettings:
         unknown = set(self.disabled_rules) - set(ALL_RULES)
         if unknown:
             raise ValueError(f"unknown rules in disabled_rules: {sorted(unknown)}; see ALL_RULES")
-        for name in ("loop_top_tracks", "farm_min_accounts", "farm_bands", "farm_rows"):
+        for name in (
+            "loop_top_tracks",
+            "loop_max_tracks",
+            "farm_min_accounts",
+            "farm_bands",
+            "farm_rows",
+            "campaign_min_accounts",
+            "campaign_min_artists",
+            "campaign_bands",
+            "campaign_rows",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if not (0.0 < self.farm_min_jaccard <= 1.0 and 0.0 < self.farm_min_jaccard_plays <= 1.0):
             raise ValueError("farm_min_jaccard and farm_min_jaccard_plays must be in (0, 1]")
+        for name in ("campaign_min_share", "campaign_min_lockstep"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1]")
+        if not 0.0 <= self.campaign_max_loss < 1.0:
+            raise ValueError("campaign_max_loss must be in [0, 1)")
         if self.burst_window_ms <= 0 or self.burst_max_streams < 1:
             raise ValueError("burst_window_ms and burst_max_streams must be positive")
         if self.max_concurrent_plays < 1:

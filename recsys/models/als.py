@@ -19,14 +19,15 @@ from recsys.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-Weighting = Literal["log1p", "linear", "bm25"]
+Weighting = Literal["log1p_user", "log1p", "linear", "bm25"]
+WEIGHTINGS = ("log1p_user", "log1p", "linear", "bm25")
 
 
 def confidence(
     counts: sp.csr_matrix,
     *,
-    weighting: Weighting = "log1p",
-    alpha: float = 10.0,
+    weighting: Weighting = "log1p_user",
+    alpha: float = 15.0,
     bm25_k1: float = 100.0,
     bm25_b: float = 0.8,
 ) -> sp.csr_matrix:
@@ -37,6 +38,11 @@ def confidence(
     counts
         CSR, shape (n_users, n_items): plays per pair (> 0 where present).
     weighting
+        ``log1p_user``: ``alpha * log1p(count) / log1p(max count of that user)``:
+        log damping, and every user's most-played track maps to ``alpha``
+        whatever their volume, so heavy listeners do not dominate the item
+        factors and the useful ``alpha`` does not depend on how plays are
+        counted (the default; see ``docs/als-defaults.md``);
         ``log1p``: ``alpha * log1p(count)``, which damps heavy repeat listening
         (one track looped 500 times is not 500x the evidence);
         ``linear``: ``alpha * count``; ``bm25``: implicit's BM25 weighting,
@@ -48,7 +54,17 @@ def confidence(
         float32, same shape and sparsity as ``counts``.
     """
     counts = sp.csr_matrix(counts, dtype=np.float32)
-    if weighting == "log1p":
+    if weighting == "log1p_user":
+        out = counts.copy()
+        logs = np.log1p(out.data.astype(np.float64))
+        lengths = np.diff(out.indptr)
+        row_max = np.zeros(out.shape[0])
+        nonempty = lengths > 0
+        if nonempty.any():
+            row_max[nonempty] = np.maximum.reduceat(logs, out.indptr[:-1][nonempty])
+        per_entry = np.repeat(row_max, lengths)
+        out.data = (alpha * logs / np.where(per_entry > 0, per_entry, 1.0)).astype(np.float32)
+    elif weighting == "log1p":
         out = counts.copy()
         out.data = (alpha * np.log1p(out.data)).astype(np.float32)
     elif weighting == "linear":
@@ -59,7 +75,7 @@ def confidence(
         out = sp.csr_matrix(bm25_weight(counts, K1=bm25_k1, B=bm25_b), dtype=np.float32)
         out.data *= np.float32(alpha)
     else:
-        raise ConfigError(f"unknown weighting {weighting!r}: use log1p, linear or bm25")
+        raise ConfigError(f"unknown weighting {weighting!r}: use one of {WEIGHTINGS}")
     return out
 
 
@@ -98,11 +114,11 @@ class ALSModel:
     def __init__(
         self,
         *,
-        factors: int = 64,
-        regularization: float = 0.01,
-        alpha: float = 10.0,
+        factors: int = 128,
+        regularization: float = 45.0,
+        alpha: float = 15.0,
         iterations: int = 15,
-        weighting: Weighting = "log1p",
+        weighting: Weighting = "log1p_user",
         bm25_k1: float = 100.0,
         bm25_b: float = 0.8,
         use_cg: bool = True,
@@ -147,7 +163,7 @@ class ALSModel:
             raise ConfigError(f"regularization must be >= 0, got {self.regularization!r}")
         if self.alpha <= 0:
             raise ConfigError(f"alpha must be > 0, got {self.alpha!r}")
-        if self.weighting not in ("log1p", "linear", "bm25"):
+        if self.weighting not in WEIGHTINGS:
             raise ConfigError(f"unknown weighting {self.weighting!r}")
 
     def implicit_model(self):  # -> implicit.cpu.als.AlternatingLeastSquares

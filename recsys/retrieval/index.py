@@ -249,6 +249,20 @@ class VectorIndex:
         return self._index
 
     @property
+    def vectors(self) -> np.ndarray | None:
+        """The stored vectors, zero-copy and read-only, shape (ntotal, dim); row ``i`` is id ``i``.
+
+        What faiss holds: the vectors as given to :func:`build_index` for
+        ``"ip"``, row-normalised ones for ``"cosine"`` (exactly the vectors the
+        search scores). ``None`` when they cannot be shown that way without a
+        copy: augmented HNSW storage, or ids other than ``0 .. ntotal - 1``.
+        Valid as long as this index is alive.
+        """
+        if self._augmented or not self._identity_ids:
+            return None
+        return self._stored
+
+    @property
     def memory_bytes(self) -> int:
         """Approximate bytes held by the index: vectors, graph, ids, id lookup."""
         total = self._stored.nbytes + self._ids.nbytes

@@ -121,6 +121,7 @@ def interleave(artists: np.ndarray, size: int) -> list[int]:
         the scores, skipping the previous track's artist, unless the artist
         with most tracks left must be placed now to keep the rest separable.
     """
+    artists = np.asarray(artists).tolist()  # Python scalars: the loops below are per item
     n = len(artists)
     chosen = list(range(min(size, n)))
     nxt = len(chosen)
@@ -149,12 +150,14 @@ def interleave(artists: np.ndarray, size: int) -> list[int]:
     last = None
     while remaining:
         total = len(remaining)
-        # An artist holding more than half of what is left must go now, or never fit.
-        forced = [a for a, c in left.items() if c > total // 2 and a != last and c > 0]
+        # An artist holding more than half of what is left must go now, or never fit
+        # (at most one artist can: the one with most left).
+        most = max(left, key=left.__getitem__)
+        forced = most if left[most] > total // 2 and most != last else None
         pick = None
         for j, i in enumerate(remaining):
             a = artists[i]
-            if a == last or (forced and a != forced[0]):
+            if a == last or (forced is not None and a != forced):
                 continue
             pick = j
             break

@@ -89,10 +89,11 @@ class SurfaceContext:
         popular = rows[np.lexsort((rows, -self.listeners[rows]))]
         self.popular_rows = popular
         self._max_listeners = max(float(self.listeners.max()) if n_tracks else 1.0, 1.0)
-        self._track_ids = a.tracks["track_id"].to_numpy(dtype=object)
-        self._titles = a.tracks["title"].to_numpy(dtype=object)
-        self._artist_ids = a.artists["artist_id"].to_numpy(dtype=object)
-        self._artist_names = a.artists["name"].to_numpy(dtype=object)
+        # Object arrays built once per artifact, shared by every view of it.
+        self._track_ids = a.track_ids
+        self._titles = a.track_titles
+        self._artist_ids = a.artist_ids
+        self._artist_names = a.artist_names
         self.release_day = (
             a.tracks["release_date"].to_numpy(dtype="datetime64[D]")
             if "release_date" in a.tracks
@@ -110,14 +111,14 @@ class SurfaceContext:
 
     def artist_row(self, artist_id: str) -> int:
         """Artist row of ``artist_id``; raises :class:`UnknownArtist`."""
-        row = int(self.artifact.artist_rows([artist_id])[0])
+        row = self.artifact.artist_row(artist_id)
         if row < 0:
             raise UnknownArtist(artist_id)
         return row
 
     def track_row(self, track_id: str) -> int:
         """Catalogue row of ``track_id``; raises :class:`UnknownTrack`."""
-        row = int(self.artifact.track_rows([track_id])[0])
+        row = self.artifact.track_row(track_id)
         if row < 0:
             raise UnknownTrack(track_id)
         return row
@@ -177,6 +178,49 @@ class SurfaceContext:
         fit = self.fit(rows, query)
         order = np.argsort(-fit, kind="stable")[:k]
         return rows[order], fit[order]
+
+    def best_tracks_many(
+        self,
+        artist_rows: np.ndarray,
+        query: np.ndarray | None,
+        held_back: np.ndarray | None,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`best_tracks` of several artists at once (one gather, one product).
+
+        Parameters
+        ----------
+        artist_rows
+            Artist rows, shape (m,).
+
+        Returns
+        -------
+        rows, fit : ndarray, shape (n,)
+            Each artist's ``k`` best-fitting eligible tracks not held back, best
+            first, artists in the order given.
+        ptr : ndarray, shape (m + 1,)
+            Artist ``j``'s tracks are ``rows[ptr[j]:ptr[j + 1]]``.
+        """
+        artist_rows = np.asarray(artist_rows, dtype=np.int64)
+        lo = self._artist_track_ptr[artist_rows]
+        counts = self._artist_track_ptr[artist_rows + 1] - lo
+        group = np.repeat(np.arange(len(artist_rows)), counts)
+        # Position of every gathered track in the per-artist CSR, artists in order.
+        starts = np.cumsum(counts) - counts
+        rows = self._artist_track_rows[np.repeat(lo - starts, counts) + np.arange(counts.sum())]
+        if held_back is not None and len(held_back) and len(rows):
+            keep = ~np.isin(rows, held_back)
+            rows, group = rows[keep], group[keep]
+        fit = self.fit(rows, query) if len(rows) else np.zeros(0)
+        # Per artist, best fit first; ties keep the artist's most-listened-first order.
+        order = np.lexsort((-fit, group))
+        rows, fit, group = rows[order], fit[order], group[order]
+        sizes = np.bincount(group, minlength=len(artist_rows))
+        rank = np.arange(len(group)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        top = rank < k
+        ptr = np.zeros(len(artist_rows) + 1, dtype=np.int64)
+        np.cumsum(np.minimum(sizes, k), out=ptr[1:])
+        return rows[top], fit[top], ptr
 
     def search_items(
         self, query: np.ndarray, k: int, exclude_items: np.ndarray | None = None
@@ -271,6 +315,8 @@ def _tag_lookup(tags: pd.DataFrame, artist_index: pd.Index) -> dict[int, list[tu
     frame = frame.loc[(frame["row"] >= 0) & (frame["w"] > 0)]
     frame["w"] = frame["w"] / frame.groupby("row")["w"].transform("sum")
     out: dict[int, list[tuple[str, float]]] = {}
-    for row, tag, weight in frame.itertuples(index=False):
-        out.setdefault(int(row), []).append((tag, float(weight)))
+    for row, tag, weight in zip(
+        frame["row"].tolist(), frame["tag"].tolist(), frame["w"].tolist(), strict=True
+    ):
+        out.setdefault(row, []).append((tag, weight))
     return out

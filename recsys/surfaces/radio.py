@@ -72,6 +72,13 @@ def _add_artist(
     reason: Reason,
 ) -> None:
     rows, fit = ctx.best_tracks(artist_row, query, held_back, ctx.settings.max_per_artist)
+    _add_scored(cands, rows, fit, affinity, reason)
+
+
+def _add_scored(
+    cands: Candidates, rows: np.ndarray, fit: np.ndarray, affinity: float, reason: Reason
+) -> None:
+    """Add an artist's best tracks (best first), each further one discounted."""
     if len(rows):
         decay = ARTIST_DECAY ** np.arange(len(rows))
         cands.add(rows, affinity * decay * (0.9 + 0.1 * fit), reason)
@@ -130,7 +137,13 @@ def radio(
     n_ed = max(int(editorial.sum()), 1)
     hi, lo = EDITORIAL_AFFINITY
     i_ed = 0
-    for b, score, prov in zip(nb_rows.tolist(), nb_scores.tolist(), nb_prov.tolist(), strict=True):
+    # Every neighbour's best tracks in one pass (the per-artist loop only scores them).
+    nb_tracks, nb_fit, nb_ptr = ctx.best_tracks_many(
+        nb_rows, query, held_back, ctx.settings.max_per_artist
+    )
+    for j, (b, score, prov) in enumerate(
+        zip(nb_rows.tolist(), nb_scores.tolist(), nb_prov.tolist(), strict=True)
+    ):
         b_name = ctx.artist_name(b)
         if prov != LEARNED:
             affinity = hi - (hi - lo) * i_ed / n_ed
@@ -139,7 +152,8 @@ def radio(
         else:
             affinity = LEARNED_AFFINITY * score
             why = Reason("similar_artist", f"{b_name} is similar to {name}", seed_id, name)
-        _add_artist(cands, ctx, b, affinity, query, held_back, why)
+        rows, fit = nb_tracks[nb_ptr[j] : nb_ptr[j + 1]], nb_fit[nb_ptr[j] : nb_ptr[j + 1]]
+        _add_scored(cands, rows, fit, affinity, why)
     _add_artist(
         cands,
         ctx,

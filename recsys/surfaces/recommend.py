@@ -97,10 +97,11 @@ class Recommender:
         listeners = a.tracks["listeners"].to_numpy()
         order = np.lexsort((np.arange(n_tracks), -listeners))
         self._popular = order[eligible[order]]
-        self._track_ids = a.tracks["track_id"].to_numpy(dtype=object)
-        self._titles = a.tracks["title"].to_numpy(dtype=object)
-        self._artist_ids = a.artists["artist_id"].to_numpy(dtype=object)
-        self._artist_names = a.artists["name"].to_numpy(dtype=object)
+        # Object arrays built once per artifact, shared by every view of it.
+        self._track_ids = a.track_ids
+        self._titles = a.track_titles
+        self._artist_ids = a.artist_ids
+        self._artist_names = a.artist_names
         self._track_artist = a.track_artist
         self._max_listeners = max(int(listeners.max()) if len(listeners) else 1, 1)
 

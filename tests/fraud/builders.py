@@ -174,3 +174,43 @@ class Platform:
             input_rows={"streams": len(streams)},
             sources={},
         )
+
+
+def genuine_plays(
+    n_users: int = 400,
+    n_tracks: int = 600,
+    n_artists: int = 200,
+    n_styles: int = 8,
+    seed: int = 0,
+) -> dict[str, pd.DataFrame]:
+    """Tables of a ``plays`` platform whose listeners have graded, clustered taste.
+
+    Artist ``a{i}`` belongs to style ``i % n_styles``; track ``t{j}`` is by
+    artist ``a{j % n_artists}``. Each listener has a favourite style and
+    draws 5 to 60 tracks, 70 % from that style and the rest from the whole
+    catalogue, with Zipf-like popularity inside each, and play counts from a
+    log-normal: fans of one style share many tracks, each a different subset.
+    """
+    rng = np.random.default_rng(seed)
+    tables = catalogue(n_tracks, n_artists)
+    style = (np.arange(n_tracks) % n_artists) % n_styles
+    pop = 1.0 / np.arange(1, n_tracks + 1) ** 0.8
+    pop = pop[rng.permutation(n_tracks)]
+    rows_u, rows_t, rows_c = [], [], []
+    for u in range(n_users):
+        fav = rng.integers(n_styles)
+        size = int(rng.integers(5, 61))
+        w = pop * np.where(style == fav, 0.7 / pop[style == fav].sum(), 0.3 / pop.sum())
+        tracks = rng.choice(n_tracks, size=size, replace=False, p=w / w.sum())
+        rows_u += [f"u{u}"] * size
+        rows_t += [f"t{t}" for t in tracks]
+        rows_c += list(np.maximum(1, rng.lognormal(2.0, 1.2, size)).astype(np.int64))
+    tables["users"] = pd.DataFrame(
+        {
+            "user_id": [f"u{u}" for u in range(n_users)],
+            "personalization_consent": [True] * n_users,
+            "created_at": pd.to_datetime(["2020-01-01T00:00Z"] * n_users, utc=True),
+        }
+    )
+    tables["plays"] = pd.DataFrame({"user_id": rows_u, "track_id": rows_t, "plays": rows_c})
+    return tables

@@ -2,9 +2,10 @@
 
 The fake accounts come from :func:`recsys.evaluation.attacks.inject_attack` (a
 ``farm``: accounts sharing a list of popular tracks, each streaming the
-target's tracks heavily). Fraud detection is not wired here: the graph itself
-must resist, through per-account caps, minimum listeners, the vector floor and
-the anchoring to editorial relations.
+target's tracks heavily). The served engine resists through fraud detection
+(the farm's near-identical track sets) and the graph's own defences (per-account
+caps, minimum listeners, the vector floor, the anchoring to editorial relations);
+the control run turns all of them off and shows the attack gets through.
 """
 
 from __future__ import annotations
@@ -72,7 +73,12 @@ def test_farm_does_not_enter_popular_artists_lists(seed: int, tmp_path: Path) ->
     assert _entered(_lists(clean), _lists(attacked), target, popular) == []
 
     # The attack is real: learned similarity without the defences lets the target in.
-    bare = replace(TrainConfig(), graph=GraphConfig(mode="learned", min_vector_similarity=-1.0))
+    base = TrainConfig()
+    bare = replace(
+        base,
+        events=replace(base.events, detect_fraud=False),
+        graph=GraphConfig(mode="learned", min_vector_similarity=-1.0),
+    )
     before = train(data, tmp_path / "bare-clean", bare).path
     after = train(tmp_path / "attacked", tmp_path / "bare-att", bare).path
     assert _entered(_lists(before), _lists(after), target, popular)

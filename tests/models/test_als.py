@@ -57,3 +57,12 @@ def test_artist_vectors_weighted_mean() -> None:
     items = np.array([[1.0, 0.0], [3.0, 2.0], [5.0, 5.0]], dtype=np.float32)
     out = artist_vectors(items, np.array([0, 0, 2]), 3, weights=np.array([1.0, 3.0, 2.0]))
     np.testing.assert_allclose(out, [[2.5, 1.5], [0, 0], [5, 5]])
+
+
+def test_confidence_log1p_user_known_answer() -> None:
+    m = sp.csr_matrix(np.array([[1, 3, 0], [0, 0, 0], [0, 7, 7]], dtype=np.float32))
+    c = confidence(m, weighting="log1p_user", alpha=15).toarray()
+    # Each user's most-played track maps to alpha; the others scale by log1p.
+    np.testing.assert_allclose(c[0], [15 * np.log(2) / np.log(4), 15, 0], rtol=1e-6)
+    np.testing.assert_allclose(c[1], [0, 0, 0])
+    np.testing.assert_allclose(c[2], [0, 15, 15], rtol=1e-6)

@@ -1,0 +1,778 @@
+"""Load test of the HTTP service: recommendations and radios under load, with ten reloads.
+
+What it does
+------------
+1. **Artifact.** Builds (once, cached under ``--work``) a synthetic artifact
+   with a ``--tracks``-track pool and ``--factors``-d vectors through
+   :func:`recsys.synth.artifact.publish_synthetic_artifact`, i.e. through the
+   pipeline's own writer :func:`recsys.artifact.publish.publish_artifact`.
+   **The factors are synthetic, not trained**: clustered by artist and style
+   with a popularity-driven lognormal norm spread like ALS factors (see
+   :mod:`recsys.synth.artifact`); 1M pool tracks come with 50K artists, 100K
+   users (about 4.3M seen pairs), a similar-artist graph built by
+   :mod:`recsys.graph` and HNSW indexes with the training defaults. Building
+   takes several minutes (mostly the two HNSW graphs); later runs reuse it
+   (``--skip-build`` insists on it).
+2. **Engine.** Starts the real service (``recsys serve``: one uvicorn process,
+   ``serving.app.create_app``, structured access log on) on a free loopback
+   port over a *directory of artifacts*, and drives it with ``--clients``
+   concurrent keep-alive connections for at least ``--duration`` seconds:
+   ``GET /v1/users/{id}/recommendations?k=20`` for known (40 %) and unknown
+   (10 %) users, ``GET /v1/radio/artists/{id}?size=50`` (25 %) and
+   ``GET /v1/radio/tracks/{id}?size=50`` (25 %), random pool artists and
+   tracks. Meanwhile a reloader publishes ``--reloads`` new artifact versions
+   into the served directory, one after the other (hard links to the built
+   artifact's files under a new manifest: a new ``version``, the same
+   checksums), each followed by ``POST /v1/admin/reload``; each reload must
+   answer ``reloaded: true`` with the new ``model_version``, and ``/v1/model``
+   must then show it. The load runs until the duration has passed *and* the
+   reloads are done (at most ``--max-duration`` seconds).
+3. **Bare route.** Starts a bare FastAPI app with the same uvicorn settings
+   (one process, same HTTP and loop implementation), whose one route returns a
+   recommendations answer captured from the engine (same JSON size), and drives
+   it with the same clients for ``--duration`` seconds.
+
+A failure is any non-2xx answer, an answer that is not the expected JSON (no
+``items``), a connection error or a request slower than ``--timeout``; the run
+exits non-zero when there is any, or when a reload did not change the version.
+
+Printed: per route, requests, requests per second, p50/p99/p99.9/max
+latency and failures (all requests, and those that neither started nor ended
+during a reload); engine / bare throughput ratio; the server's RSS (VmRSS)
+before the reloads and after them, the highest RSS sampled during the
+reloads and the peak (VmHWM); reload times; the CPU time used by the server
+and by the load generator. A JSON copy goes to ``--work/results-*.json``.
+
+The load generator is a minimal HTTP/1.1 keep-alive client on asyncio
+(requests are fixed GETs, answers carry ``content-length``), not httpx: on a
+2-core machine the client shares the CPU with the server, and a light client
+leaves more of it to the server under test; the bare route is measured with the
+same client. Everything stays on 127.0.0.1 and every phase is bounded in time.
+
+Usage::
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_serving.py --work /tmp/bench-serving \
+        [--tracks 1000000] [--duration 30] [--clients 16] [--reloads 10] [--skip-build]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import dataclasses  # noqa: E402
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import random  # noqa: E402
+import secrets  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+#: Route mix of the engine phase: (name, share).
+ROUTES = (
+    ("recommendations (known user)", 0.40),
+    ("recommendations (unknown user)", 0.10),
+    ("artist radio", 0.25),
+    ("track radio", 0.25),
+)
+BARE = "bare route (same JSON size)"
+
+logger = logging.getLogger("bench_serving")
+
+
+# ----------------------------------------------------------------------------- artifact
+
+
+def _spec(args: argparse.Namespace) -> Any:
+    from recsys.synth.artifact import SyntheticSpec
+
+    return SyntheticSpec(n_pool_tracks=args.tracks, factors=args.factors, seed=args.seed)
+
+
+def ensure_artifact(args: argparse.Namespace) -> Path:
+    """The synthetic artifact for ``args``, built under ``--work`` unless already there."""
+    from recsys.artifact.store import read_manifest
+    from recsys.errors import ArtifactError
+    from recsys.synth.artifact import publish_synthetic_artifact
+
+    spec = _spec(args)
+    base = Path(args.work) / f"base-{spec.n_pool_tracks}-d{spec.factors}-s{spec.seed}"
+    try:
+        manifest = read_manifest(base, verify=False)
+        if manifest.get("data", {}).get("spec") == dataclasses.asdict(spec):
+            logger.info("reusing artifact %s (%s)", base, manifest["version"])
+            return base
+        logger.info("artifact at %s was built for another spec: rebuilding", base)
+    except ArtifactError:
+        pass
+    if args.skip_build:
+        raise SystemExit(f"--skip-build: no artifact for this spec at {base}")
+    t0 = time.perf_counter()
+    logger.info("building a synthetic artifact with a %d-track pool at %s ...", args.tracks, base)
+    publish_synthetic_artifact(base, spec)
+    logger.info("built in %.0fs", time.perf_counter() - t0)
+    return base
+
+
+def republish(base: Path, root: Path) -> str:
+    """Publish a new version of ``base`` into the directory of artifacts ``root``.
+
+    The files are hard links to ``base``'s (same bytes, same checksums); only
+    the manifest is new: a new ``version`` and ``created_at``. Atomic, like any
+    publication.
+    """
+    from recsys.artifact.store import MANIFEST, atomic_directory, new_version, read_manifest
+
+    manifest = read_manifest(base, verify=False)
+    created = dt.datetime.now(dt.UTC)
+    version = new_version(created)
+    with atomic_directory(root / version) as tmp:
+        for rel in manifest["files"]:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.link(base / rel, tmp / rel)
+        manifest = {
+            **manifest,
+            "version": version,
+            "created_at": created.isoformat(),
+            "data": {**manifest["data"], "republished_from": manifest["version"]},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    return version
+
+
+def sample_ids(base: Path, n: int, seed: int) -> dict[str, list[str]]:
+    """Random known users, unknown users, pool artists and pool tracks for the requests."""
+    rng = np.random.default_rng(seed)
+    users = pd.read_parquet(base / "model/users.parquet")["user_id"].to_numpy(object)
+    tracks = pd.read_parquet(base / "catalogue/tracks.parquet", columns=["track_id", "artist_id"])
+    pool = pd.read_parquet(base / "catalogue/tracks.parquet", columns=["in_pool"])["in_pool"]
+    pool_tracks = tracks.loc[pool.to_numpy(bool)]
+    artists = pool_tracks["artist_id"].unique()
+    return {
+        "known": [str(u) for u in rng.choice(users, n)],
+        "unknown": [f"nobody{i:06d}" for i in range(n)],
+        "artists": [str(a) for a in rng.choice(artists, n)],
+        "tracks": [str(t) for t in rng.choice(pool_tracks["track_id"].to_numpy(object), n)],
+    }
+
+
+# ----------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A server subprocess on a loopback port, its log in a file."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path) -> None:
+        self.port = port
+        self.log_path = log
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            argv, env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def wait_ready(self, path: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=1) as s:
+                    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise SystemExit(f"server not ready after {timeout_s}s; see {self.log_path}")
+
+    def status(self) -> dict[str, int]:
+        """VmRSS and VmHWM in KiB, and user+system CPU ticks, of the server process."""
+        out = {}
+        with open(f"/proc/{self.proc.pid}/status") as fh:
+            for line in fh:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    out[line.split(":")[0]] = int(line.split()[1])
+        with open(f"/proc/{self.proc.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        out["cpu_ticks"] = int(fields[11]) + int(fields[12])
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def serve_bare(payload_file: str, port: int) -> None:
+    """Run the bare app: one route returning the captured answer (subprocess mode)."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    payload = json.loads(Path(payload_file).read_text())
+    app = FastAPI(title="bare")
+
+    @app.get("/bare/users/{user_id}/recommendations")
+    def bare(user_id: str, k: int = 20) -> dict[str, Any]:
+        return {**payload, "user_id": user_id}
+
+    @app.get("/readyz")
+    def ready() -> dict[str, bool]:
+        return {"ready": True}
+
+    # The settings of `recsys serve` (training/cli.py): one process, default loop and HTTP.
+    uvicorn.run(app, host=HOST, port=port, log_config=None, access_log=False)
+
+
+# ----------------------------------------------------------------------------- load
+
+
+class Connection:
+    """One HTTP/1.1 keep-alive connection (answers must carry ``content-length``)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, headers: str = "") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        assert self.reader is not None
+        body = "Content-Length: 0\r\n" if method == "POST" else ""
+        self.writer.write(
+            f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\n{headers}{body}\r\n".encode()
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = None
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length is None:
+            raise ValueError("answer without content-length")
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+@dataclasses.dataclass
+class Record:
+    route: str
+    start: float
+    end: float
+    ok: bool
+    version: str | None
+
+
+@dataclasses.dataclass
+class Phase:
+    """What one load phase observed."""
+
+    records: list[Record] = dataclasses.field(default_factory=list)
+    errors: dict[str, int] = dataclasses.field(default_factory=dict)
+    reload_windows: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    reloads: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    rss_samples: list[tuple[float, int]] = dataclasses.field(default_factory=list)
+    elapsed_s: float = 0.0
+    client_cpu_s: float = 0.0
+    server_cpu_s: float = 0.0
+
+
+def _requests(ids: dict[str, list[str]], rng: random.Random):
+    names = [r for r, _ in ROUTES]
+    weights = [w for _, w in ROUTES]
+    while True:
+        route = rng.choices(names, weights)[0]
+        if route.endswith("(known user)"):
+            path = f"/v1/users/{rng.choice(ids['known'])}/recommendations?k=20"
+            yield route, path, 20
+        elif route.endswith("(unknown user)"):
+            path = f"/v1/users/{rng.choice(ids['unknown'])}/recommendations?k=20"
+            yield route, path, 20
+        elif route == "artist radio":
+            yield route, f"/v1/radio/artists/{rng.choice(ids['artists'])}?size=50", 50
+        else:
+            yield route, f"/v1/radio/tracks/{rng.choice(ids['tracks'])}?size=50", 50
+
+
+def _bare_requests(ids: dict[str, list[str]], rng: random.Random):
+    while True:
+        yield BARE, f"/bare/users/{rng.choice(ids['known'])}/recommendations?k=20", 20
+
+
+async def client(
+    port: int,
+    requests: Any,
+    stop: asyncio.Event,
+    phase: Phase,
+    timeout_s: float,
+) -> None:
+    """One closed-loop client: a request, its answer, the next request."""
+    conn = Connection(port)
+    try:
+        while not stop.is_set():
+            route, path, want = next(requests)
+            t0 = time.perf_counter()
+            ok, version = False, None
+            try:
+                async with asyncio.timeout(timeout_s):
+                    status, body = await conn.request("GET", path)
+                if 200 <= status < 300:
+                    answer = json.loads(body)
+                    ok = isinstance(answer.get("items"), list) and len(answer["items"]) > 0
+                    version = answer.get("model_version")
+                    if not ok:
+                        phase.errors["empty answer"] = phase.errors.get("empty answer", 0) + 1
+                    elif len(answer["items"]) < want:
+                        phase.errors["short answer (not a failure)"] = (
+                            phase.errors.get("short answer (not a failure)", 0) + 1
+                        )
+                else:
+                    key = f"HTTP {status}"
+                    phase.errors[key] = phase.errors.get(key, 0) + 1
+            except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError) as exc:
+                key = type(exc).__name__
+                phase.errors[key] = phase.errors.get(key, 0) + 1
+                conn.close()
+            phase.records.append(Record(route, t0, time.perf_counter(), ok, version))
+    finally:
+        conn.close()
+
+
+async def reloader(
+    server: Server,
+    base: Path,
+    root: Path,
+    token: str,
+    n: int,
+    duration_s: float,
+    phase: Phase,
+    t_start: float,
+) -> None:
+    """Publish a new version and reload it ``n`` times, spread over the duration."""
+    conn = Connection(server.port)
+    auth = f"Authorization: Bearer {token}\r\n"
+    previous = None
+    try:
+        status, body = await conn.request("GET", "/v1/model")
+        previous = json.loads(body)["version"]
+        for i in range(n):
+            await asyncio.sleep(
+                max(0.0, t_start + (i + 0.5) * duration_s / n - time.perf_counter())
+            )
+            version = await asyncio.to_thread(republish, base, root)
+            t0 = time.perf_counter()
+            status, body = await conn.request("POST", "/v1/admin/reload", auth)
+            t1 = time.perf_counter()
+            phase.reload_windows.append((t0, t1))
+            answer = json.loads(body)
+            _, model = await conn.request("GET", "/v1/model")
+            served = json.loads(model)["version"]
+            ok = (
+                status == 200
+                and answer.get("reloaded") is True
+                and answer.get("model_version") == version == served
+                and version != previous
+            )
+            phase.reloads.append(
+                {"version": version, "seconds": round(t1 - t0, 3), "ok": ok, "status": status}
+            )
+            logger.info("reload %d/%d: %s in %.1fs (%s)", i + 1, n, version, t1 - t0, ok)
+            # Keep the served directory small: the old versions are hard links anyway.
+            for child in root.iterdir():
+                if child.name not in (version, previous) and child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+            previous = version
+    finally:
+        conn.close()
+
+
+async def sampler(server: Server, stop: asyncio.Event, phase: Phase) -> None:
+    while not stop.is_set():
+        phase.rss_samples.append((time.perf_counter(), server.status()["VmRSS"]))
+        await asyncio.sleep(0.2)
+
+
+async def run_phase(
+    server: Server,
+    requests: Any,
+    *,
+    clients: int,
+    duration_s: float,
+    max_duration_s: float,
+    timeout_s: float,
+    reload: tuple[Path, Path, str, int] | None = None,
+) -> Phase:
+    """Drive ``server`` with ``clients`` connections; reload meanwhile when asked."""
+    phase = Phase()
+    stop = asyncio.Event()
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu0, server0 = time.process_time(), server.status()["cpu_ticks"]
+    t0 = time.perf_counter()
+    tasks = [
+        asyncio.create_task(client(server.port, requests, stop, phase, timeout_s))
+        for _ in range(clients)
+    ]
+    tasks.append(asyncio.create_task(sampler(server, stop, phase)))
+    reloading = None
+    if reload is not None:
+        base, root, token, n = reload
+        reloading = asyncio.create_task(
+            reloader(server, base, root, token, n, duration_s, phase, t0)
+        )
+    deadline = t0 + max_duration_s
+    await asyncio.sleep(duration_s)
+    if reloading is not None:
+        try:
+            await asyncio.wait_for(reloading, max(0.0, deadline - time.perf_counter()))
+        except TimeoutError:
+            logger.error("reloads not finished within --max-duration")
+    stop.set()
+    await asyncio.gather(*tasks)
+    phase.elapsed_s = time.perf_counter() - t0
+    phase.client_cpu_s = time.process_time() - cpu0
+    phase.server_cpu_s = (server.status()["cpu_ticks"] - server0) / tick
+    return phase
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _stats(recs: list[Record], elapsed: float) -> dict[str, Any]:
+    lat = np.array([r.end - r.start for r in recs]) * 1000.0
+    fails = sum(not r.ok for r in recs)
+    if len(lat) == 0:
+        return {"requests": 0, "rps": 0.0, "failures": fails}
+    return {
+        "requests": len(recs),
+        "rps": round(len(recs) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "p999_ms": round(float(np.percentile(lat, 99.9)), 2),
+        "max_ms": round(float(lat.max()), 2),
+        "failures": fails,
+    }
+
+
+def summarise(phase: Phase, names: list[str], *, reload_margin_s: float = 0.0) -> dict[str, Any]:
+    """Per-route statistics: all requests, and those clear of every reload window."""
+    windows = phase.reload_windows
+
+    def clear(r: Record) -> bool:
+        return all(
+            r.end < lo - reload_margin_s or r.start > hi + reload_margin_s for lo, hi in windows
+        )
+
+    out: dict[str, Any] = {}
+    quiet = [r for r in phase.records if clear(r)]
+    quiet_s = phase.elapsed_s - sum(hi - lo for lo, hi in windows)
+    for name in [*names, "all"]:
+        sel = [r for r in phase.records if name in ("all", r.route)]
+        sel_q = [r for r in quiet if name in ("all", r.route)]
+        out[name] = {"all": _stats(sel, phase.elapsed_s)}
+        if windows:
+            out[name]["outside_reloads"] = _stats(sel_q, max(quiet_s, 1e-9))
+    return out
+
+
+def print_table(title: str, stats: dict[str, Any], key: str = "all") -> None:
+    print(f"\n{title}")
+    print(
+        f"{'route':34s} {'requests':>9s} {'rps':>8s} {'p50 ms':>8s} {'p99 ms':>8s} "
+        f"{'p99.9 ms':>9s} {'max ms':>8s} {'failures':>9s}"
+    )
+    for name, s in stats.items():
+        s = s.get(key)
+        if not s:
+            continue
+        print(
+            f"{name:34s} {s['requests']:9d} {s['rps']:8.1f} {s.get('p50_ms', 0):8.2f} "
+            f"{s.get('p99_ms', 0):8.2f} {s.get('p999_ms', 0):9.2f} {s.get('max_ms', 0):8.2f} "
+            f"{s['failures']:9d}"
+        )
+
+
+def mib(kib: int) -> float:
+    return round(kib / 1024, 1)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", default="/tmp/recsys-bench-serving", help="cache and logs")
+    p.add_argument("--tracks", type=int, default=1_000_000, help="pool tracks")
+    p.add_argument("--factors", type=int, default=64)
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of load per phase")
+    p.add_argument("--max-duration", type=float, default=600.0, help="hard cap of a phase")
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--reloads", type=int, default=10)
+    p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout (s)")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured load")
+    p.add_argument("--skip-build", action="store_true", help="use the cached artifact only")
+    p.add_argument("--no-bare", action="store_true", help="skip the bare route (when iterating)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--serve-bare", metavar="PAYLOAD", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.serve_bare:
+        serve_bare(args.serve_bare, args.port)
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("faiss").setLevel(logging.WARNING)
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    base = ensure_artifact(args)
+    root = work / "served"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    first = republish(base, root)
+    ids = sample_ids(base, 10_000, args.seed)
+    token = secrets.token_hex(16)
+    state = work / "state.sqlite"
+    state.unlink(missing_ok=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")},
+        "OPENBLAS_NUM_THREADS": "1",
+        "RECSYS_ADMIN_TOKEN": token,
+        "RECSYS_STATE_PATH": str(state),
+    }
+    load_avg = Path("/proc/loadavg").read_text().split()[:3]
+    result: dict[str, Any] = {
+        "args": {k: v for k, v in vars(args).items() if k not in ("serve_bare", "port")},
+        "artifact": str(base),
+        "loadavg_before": load_avg,
+        "cpus": os.cpu_count(),
+    }
+
+    # ---- engine ---------------------------------------------------------------------
+    port = free_port()
+    argv_engine = [sys.executable, "-m", "training.cli", "serve", "--artifact", str(root)]
+    engine = Server([*argv_engine, "--port", str(port)], env, port, work / "engine.log")
+    try:
+        t0 = time.perf_counter()
+        engine.wait_ready("/readyz", timeout_s=600)
+        result["engine_start_s"] = round(time.perf_counter() - t0, 1)
+        logger.info("engine ready on port %d in %.1fs (%s)", port, result["engine_start_s"], first)
+        rng = random.Random(args.seed)
+        warm = asyncio.run(
+            run_phase(
+                engine,
+                _requests(ids, rng),
+                clients=args.clients,
+                duration_s=args.warmup,
+                max_duration_s=args.warmup + 60,
+                timeout_s=args.timeout,
+            )
+        )
+        logger.info("warm-up: %d requests", len(warm.records))
+        status, body = asyncio.run(_get(port, f"/v1/users/{ids['known'][0]}/recommendations?k=20"))
+        payload_file = work / "bare_payload.json"
+        payload_file.write_bytes(body)
+        result["answer_bytes"] = len(body)
+        steady = engine.status()
+        engine_phase = asyncio.run(
+            run_phase(
+                engine,
+                _requests(ids, rng),
+                clients=args.clients,
+                duration_s=args.duration,
+                max_duration_s=args.max_duration,
+                timeout_s=args.timeout,
+                reload=(base, root, token, args.reloads),
+            )
+        )
+        after = engine.status()
+    finally:
+        engine.stop()
+
+    # ---- bare route ----------------------------------------------------------------------
+    if args.no_bare:
+        bare_phase, bare_status, result["bare_answer_bytes"] = Phase(elapsed_s=1.0), {"VmRSS": 0}, 0
+    else:
+        bare_phase, bare_status = run_bare(args, env, work, payload_file, ids, result)
+    report(args, result, engine_phase, bare_phase, steady, after, bare_status, load_avg)
+    shutil.rmtree(root, ignore_errors=True)
+    e_fail = result["engine"]["all"]["all"]["failures"]
+    b_fail = result["bare"]["all"]["all"]["failures"]
+    reloads_ok = sum(r["ok"] for r in engine_phase.reloads)
+    return 1 if e_fail or b_fail or reloads_ok != args.reloads else 0
+
+
+def run_bare(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    work: Path,
+    payload_file: Path,
+    ids: dict[str, list[str]],
+    result: dict[str, Any],
+) -> tuple[Phase, dict[str, int]]:
+    """The bare route's phase, and its server's final status."""
+    port = free_port()
+    argv_bare = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(payload_file)]
+    bare = Server([*argv_bare, "--port", str(port)], env, port, work / "bare.log")
+    try:
+        bare.wait_ready("/readyz", timeout_s=60)
+        status, body = asyncio.run(_get(port, "/bare/users/u1/recommendations?k=20"))
+        result["bare_answer_bytes"] = len(body)
+        rng = random.Random(args.seed + 1)
+        asyncio.run(
+            run_phase(
+                bare,
+                _bare_requests(ids, rng),
+                clients=args.clients,
+                duration_s=args.warmup,
+                max_duration_s=args.warmup + 60,
+                timeout_s=args.timeout,
+            )
+        )
+        bare_phase = asyncio.run(
+            run_phase(
+                bare,
+                _bare_requests(ids, rng),
+                clients=args.clients,
+                duration_s=args.duration,
+                max_duration_s=args.duration + 60,
+                timeout_s=args.timeout,
+            )
+        )
+        bare_status = bare.status()
+    finally:
+        bare.stop()
+    return bare_phase, bare_status
+
+
+def report(
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    engine_phase: Phase,
+    bare_phase: Phase,
+    steady: dict[str, int],
+    after: dict[str, int],
+    bare_status: dict[str, int],
+    load_avg: list[str],
+) -> None:
+    """Print the tables and write the JSON results."""
+    work = Path(args.work)
+    names = [r for r, _ in ROUTES]
+    e_stats = summarise(engine_phase, names)
+    b_stats = summarise(bare_phase, [BARE])
+    reload_rss = [
+        kib
+        for t, kib in engine_phase.rss_samples
+        if any(lo <= t <= hi for lo, hi in engine_phase.reload_windows)
+    ]
+    reloads_ok = sum(r["ok"] for r in engine_phase.reloads)
+    versions = {r.version for r in engine_phase.records if r.version}
+    e_fail = e_stats["all"]["all"]["failures"]
+    b_fail = b_stats["all"]["all"]["failures"]
+    ratio = e_stats["all"]["all"]["rps"] / max(b_stats["all"]["all"]["rps"], 1e-9)
+    result.update(
+        {
+            "engine": e_stats,
+            "bare": b_stats,
+            "engine_errors": engine_phase.errors,
+            "bare_errors": bare_phase.errors,
+            "ratio_rps": round(ratio, 3),
+            "reloads": engine_phase.reloads,
+            "versions_answered": len(versions),
+            "engine_elapsed_s": round(engine_phase.elapsed_s, 1),
+            "bare_elapsed_s": round(bare_phase.elapsed_s, 1),
+            "rss_mib": {
+                "before_reloads": mib(steady["VmRSS"]),
+                "after_reloads": mib(after["VmRSS"]),
+                "max_sampled_during_reloads": mib(max(reload_rss)) if reload_rss else None,
+                "peak_vmhwm": mib(after["VmHWM"]),
+                "bare": mib(bare_status["VmRSS"]),
+            },
+            "cpu_s": {
+                "engine_server": round(engine_phase.server_cpu_s, 1),
+                "engine_client": round(engine_phase.client_cpu_s, 1),
+                "bare_server": round(bare_phase.server_cpu_s, 1),
+                "bare_client": round(bare_phase.client_cpu_s, 1),
+            },
+            "loadavg_after": Path("/proc/loadavg").read_text().split()[:3],
+        }
+    )
+    print(
+        f"\npool {args.tracks} tracks x {args.factors} factors; {args.clients} clients; "
+        f"answer {result['answer_bytes']} B (bare {result['bare_answer_bytes']} B); "
+        f"cpus {os.cpu_count()}; load average before {' '.join(load_avg)}"
+    )
+    print_table(
+        f"engine, {engine_phase.elapsed_s:.1f}s with {len(engine_phase.reloads)} reloads "
+        "(all requests)",
+        e_stats,
+    )
+    if engine_phase.reload_windows:
+        print_table("engine, requests clear of every reload", e_stats, "outside_reloads")
+    print_table(f"bare FastAPI route, {bare_phase.elapsed_s:.1f}s", b_stats)
+    print(f"\nthroughput ratio engine / bare: {ratio:.2f}")
+    secs = [r["seconds"] for r in engine_phase.reloads]
+    print(
+        f"reloads: {reloads_ok}/{args.reloads} changed model_version as expected; "
+        f"{len(versions)} versions answered; reload time "
+        f"p50 {np.median(secs) if secs else float('nan'):.1f}s, "
+        f"max {max(secs) if secs else float('nan'):.1f}s"
+    )
+    r = result["rss_mib"]
+    print(
+        f"server RSS: {r['before_reloads']} MiB before reloads, {r['after_reloads']} MiB after, "
+        f"max sampled during reloads {r['max_sampled_during_reloads']} MiB, "
+        f"peak (VmHWM) {r['peak_vmhwm']} MiB; bare server {r['bare']} MiB"
+    )
+    c = result["cpu_s"]
+    print(
+        f"CPU seconds: engine server {c['engine_server']}, client {c['engine_client']} "
+        f"(over {engine_phase.elapsed_s:.0f}s); bare server {c['bare_server']}, "
+        f"client {c['bare_client']} (over {bare_phase.elapsed_s:.0f}s)"
+    )
+    if engine_phase.errors or bare_phase.errors:
+        print(f"errors: engine {engine_phase.errors}, bare {bare_phase.errors}")
+    print(f"failures: engine {e_fail}, bare {b_fail}")
+    out = work / f"results-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"results: {out}")
+
+
+async def _get(port: int, path: str) -> tuple[int, bytes]:
+    conn = Connection(port)
+    try:
+        return await conn.request("GET", path)
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""A reload hands the old artifact's memory back to the OS once nothing uses it."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import serving.holder as holder_module
+from recsys.state import StateStore
+from recsys.synth.artifact import SyntheticSpec, publish_synthetic_artifact
+from serving.holder import EngineHolder, release_memory
+
+SPEC = SyntheticSpec(n_pool_tracks=300, n_artists=20, n_users=30, factors=8, n_styles=3)
+
+
+def test_old_artifact_memory_is_released_after_reload(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    first = publish_synthetic_artifact(root / "a", SPEC)
+    holder = EngineHolder(StateStore(tmp_path / "state.sqlite"), root)
+    holder.load_initial()
+    assert holder.engine is not None and holder.engine.version == first["version"]
+    in_flight = holder.current()  # a request still using the old engine
+
+    calls: list[int] = []
+    monkeypatch.setattr(holder_module, "_release_soon", lambda: calls.append(1))
+    second = publish_synthetic_artifact(root / "b", SPEC)
+    changed, engine = holder.reload()
+    assert changed and engine.version == second["version"]
+    gc.collect()
+    assert calls == []  # the old artifact is still in use
+    del in_flight
+    gc.collect()
+    assert calls == [1]
+    release_memory()  # and the release itself works on this platform
