@@ -16,11 +16,14 @@ What it does
 2. **Engine.** Starts the real service (``recsys serve``: one uvicorn process,
    ``serving.app.create_app``, structured access log on) on a free loopback
    port over a *directory of artifacts*, and drives it with ``--clients``
-   concurrent keep-alive connections for at least ``--duration`` seconds:
+   concurrent keep-alive connections, closed loop (each sends its next request
+   when the answer to the last one is in):
    ``GET /v1/users/{id}/recommendations?k=20`` for known (40 %) and unknown
    (10 %) users, ``GET /v1/radio/artists/{id}?size=50`` (25 %) and
    ``GET /v1/radio/tracks/{id}?size=50`` (25 %), random pool artists and
-   tracks. Meanwhile a reloader publishes ``--reloads`` new artifact versions
+   tracks. After ``--warmup`` seconds unmeasured, a first phase of
+   ``--duration`` seconds measures the engine without reloads; in the second,
+   the same load runs while a reloader publishes ``--reloads`` new artifact versions
    into the served directory, one after the other (hard links to the built
    artifact's files under a new manifest: a new ``version``, the same
    checksums), each followed by ``POST /v1/admin/reload``; each reload must
@@ -36,12 +39,14 @@ A failure is any non-2xx answer, an answer that is not the expected JSON (no
 ``items``), a connection error or a request slower than ``--timeout``; the run
 exits non-zero when there is any, or when a reload did not change the version.
 
-Printed: per route, requests, requests per second, p50/p99/p99.9/max
-latency and failures (all requests, and those that neither started nor ended
-during a reload); engine / bare throughput ratio; the server's RSS (VmRSS)
-before the reloads and after them, the highest RSS sampled during the
-reloads and the peak (VmHWM); reload times; the CPU time used by the server
-and by the load generator. A JSON copy goes to ``--work/results-*.json``.
+Printed: per route and phase, requests, requests per second, p50/p99/p99.9/max
+latency and failures (for the reload phase also over the requests that
+neither started nor ended during a reload); engine / bare throughput ratios;
+the server's RSS (VmRSS) at steady state (after the first phase), ``--settle``
+seconds after the last reload, the highest sampled during the reloads and the
+peak (VmHWM); reload times; the CPU seconds used by each server and by the load
+generator, and the load average (the machine may be shared). A JSON copy goes to
+``--work/results-*.json``.
 
 The load generator is a minimal HTTP/1.1 keep-alive client on asyncio
 (requests are fixed GETs, answers carry ``content-length``), not httpx: on a
@@ -391,12 +396,17 @@ async def reloader(
             )
             version = await asyncio.to_thread(republish, base, root)
             t0 = time.perf_counter()
-            status, body = await conn.request("POST", "/v1/admin/reload", auth)
-            t1 = time.perf_counter()
+            try:
+                status, body = await conn.request("POST", "/v1/admin/reload", auth)
+                t1 = time.perf_counter()
+                answer = json.loads(body)
+                _, model = await conn.request("GET", "/v1/model")
+                served = json.loads(model)["version"]
+            except (OSError, ValueError, KeyError, asyncio.IncompleteReadError) as exc:
+                t1 = time.perf_counter()
+                conn.close()
+                status, answer, served = -1, {"error": repr(exc)}, None
             phase.reload_windows.append((t0, t1))
-            answer = json.loads(body)
-            _, model = await conn.request("GET", "/v1/model")
-            served = json.loads(model)["version"]
             ok = (
                 status == 200
                 and answer.get("reloaded") is True
@@ -539,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reloads", type=int, default=10)
     p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout (s)")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured load")
+    p.add_argument("--settle", type=float, default=5.0, help="seconds before the last RSS")
     p.add_argument("--skip-build", action="store_true", help="use the cached artifact only")
     p.add_argument("--no-bare", action="store_true", help="skip the bare route (when iterating)")
     p.add_argument("--seed", type=int, default=0)
@@ -568,11 +579,10 @@ def main(argv: list[str] | None = None) -> int:
         "RECSYS_ADMIN_TOKEN": token,
         "RECSYS_STATE_PATH": str(state),
     }
-    load_avg = Path("/proc/loadavg").read_text().split()[:3]
     result: dict[str, Any] = {
         "args": {k: v for k, v in vars(args).items() if k not in ("serve_bare", "port")},
         "artifact": str(base),
-        "loadavg_before": load_avg,
+        "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
         "cpus": os.cpu_count(),
     }
 
@@ -601,8 +611,18 @@ def main(argv: list[str] | None = None) -> int:
         payload_file = work / "bare_payload.json"
         payload_file.write_bytes(body)
         result["answer_bytes"] = len(body)
+        steady_phase = asyncio.run(
+            run_phase(
+                engine,
+                _requests(ids, rng),
+                clients=args.clients,
+                duration_s=args.duration,
+                max_duration_s=args.duration + 60,
+                timeout_s=args.timeout,
+            )
+        )
         steady = engine.status()
-        engine_phase = asyncio.run(
+        reload_phase = asyncio.run(
             run_phase(
                 engine,
                 _requests(ids, rng),
@@ -613,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
                 reload=(base, root, token, args.reloads),
             )
         )
+        time.sleep(args.settle)  # what the server keeps once the last reload has settled
         after = engine.status()
     finally:
         engine.stop()
@@ -622,12 +643,12 @@ def main(argv: list[str] | None = None) -> int:
         bare_phase, bare_status, result["bare_answer_bytes"] = Phase(elapsed_s=1.0), {"VmRSS": 0}, 0
     else:
         bare_phase, bare_status = run_bare(args, env, work, payload_file, ids, result)
-    report(args, result, engine_phase, bare_phase, steady, after, bare_status, load_avg)
+    phases = {"steady": steady_phase, "reloads": reload_phase, "bare": bare_phase}
+    report(args, result, phases, {"steady": steady, "after": after, "bare": bare_status})
     shutil.rmtree(root, ignore_errors=True)
-    e_fail = result["engine"]["all"]["all"]["failures"]
-    b_fail = result["bare"]["all"]["all"]["failures"]
-    reloads_ok = sum(r["ok"] for r in engine_phase.reloads)
-    return 1 if e_fail or b_fail or reloads_ok != args.reloads else 0
+    failures = sum(result["routes"][k]["all"]["all"]["failures"] for k in phases)
+    reloads_ok = sum(r["ok"] for r in reload_phase.reloads)
+    return 1 if failures or reloads_ok != args.reloads else 0
 
 
 def run_bare(
@@ -676,51 +697,51 @@ def run_bare(
 def report(
     args: argparse.Namespace,
     result: dict[str, Any],
-    engine_phase: Phase,
-    bare_phase: Phase,
-    steady: dict[str, int],
-    after: dict[str, int],
-    bare_status: dict[str, int],
-    load_avg: list[str],
+    phases: dict[str, Phase],
+    status: dict[str, dict[str, int]],
 ) -> None:
-    """Print the tables and write the JSON results."""
-    work = Path(args.work)
+    """Print the tables and write the JSON results.
+
+    Parameters
+    ----------
+    phases
+        ``steady`` (engine, no reload), ``reloads`` (engine while reloading)
+        and ``bare`` (the bare route).
+    status
+        Server status (:meth:`Server.status`) ``steady`` (engine, before the
+        reloads), ``after`` (engine, once the reloads settled) and ``bare``.
+    """
     names = [r for r, _ in ROUTES]
-    e_stats = summarise(engine_phase, names)
-    b_stats = summarise(bare_phase, [BARE])
+    steady, reloading, bare = phases["steady"], phases["reloads"], phases["bare"]
+    routes = {k: summarise(ph, [BARE] if k == "bare" else names) for k, ph in phases.items()}
+    result["routes"] = routes
+    result["errors"] = {k: ph.errors for k, ph in phases.items()}
+    result["elapsed_s"] = {k: round(ph.elapsed_s, 1) for k, ph in phases.items()}
+    bare_rps = max(routes["bare"]["all"]["all"]["rps"], 1e-9)
+    ratios = {k: round(routes[k]["all"]["all"]["rps"] / bare_rps, 3) for k in ("steady", "reloads")}
     reload_rss = [
         kib
-        for t, kib in engine_phase.rss_samples
-        if any(lo <= t <= hi for lo, hi in engine_phase.reload_windows)
+        for t, kib in reloading.rss_samples
+        if any(lo <= t <= hi for lo, hi in reloading.reload_windows)
     ]
-    reloads_ok = sum(r["ok"] for r in engine_phase.reloads)
-    versions = {r.version for r in engine_phase.records if r.version}
-    e_fail = e_stats["all"]["all"]["failures"]
-    b_fail = b_stats["all"]["all"]["failures"]
-    ratio = e_stats["all"]["all"]["rps"] / max(b_stats["all"]["all"]["rps"], 1e-9)
+    reloads_ok = sum(r["ok"] for r in reloading.reloads)
+    versions = {r.version for r in reloading.records if r.version}
     result.update(
         {
-            "engine": e_stats,
-            "bare": b_stats,
-            "engine_errors": engine_phase.errors,
-            "bare_errors": bare_phase.errors,
-            "ratio_rps": round(ratio, 3),
-            "reloads": engine_phase.reloads,
+            "ratio_rps": ratios,
+            "reloads": reloading.reloads,
             "versions_answered": len(versions),
-            "engine_elapsed_s": round(engine_phase.elapsed_s, 1),
-            "bare_elapsed_s": round(bare_phase.elapsed_s, 1),
             "rss_mib": {
-                "before_reloads": mib(steady["VmRSS"]),
-                "after_reloads": mib(after["VmRSS"]),
+                "steady": mib(status["steady"]["VmRSS"]),
+                "after_reloads": mib(status["after"]["VmRSS"]),
                 "max_sampled_during_reloads": mib(max(reload_rss)) if reload_rss else None,
-                "peak_vmhwm": mib(after["VmHWM"]),
-                "bare": mib(bare_status["VmRSS"]),
+                "peak_vmhwm": mib(status["after"]["VmHWM"]),
+                "bare": mib(status["bare"]["VmRSS"]),
             },
             "cpu_s": {
-                "engine_server": round(engine_phase.server_cpu_s, 1),
-                "engine_client": round(engine_phase.client_cpu_s, 1),
-                "bare_server": round(bare_phase.server_cpu_s, 1),
-                "bare_client": round(bare_phase.client_cpu_s, 1),
+                f"{k}_{who}": round(getattr(ph, f"{who}_cpu_s"), 1)
+                for k, ph in phases.items()
+                for who in ("server", "client")
             },
             "loadavg_after": Path("/proc/loadavg").read_text().split()[:3],
         }
@@ -728,18 +749,26 @@ def report(
     print(
         f"\npool {args.tracks} tracks x {args.factors} factors; {args.clients} clients; "
         f"answer {result['answer_bytes']} B (bare {result['bare_answer_bytes']} B); "
-        f"cpus {os.cpu_count()}; load average before {' '.join(load_avg)}"
+        f"cpus {os.cpu_count()}; load average before {' '.join(result['loadavg_before'])}, "
+        f"after {' '.join(result['loadavg_after'])}"
     )
+    print_table(f"engine, {steady.elapsed_s:.1f}s without reloads", routes["steady"])
     print_table(
-        f"engine, {engine_phase.elapsed_s:.1f}s with {len(engine_phase.reloads)} reloads "
-        "(all requests)",
-        e_stats,
+        f"engine, {reloading.elapsed_s:.1f}s with {len(reloading.reloads)} reloads (all requests)",
+        routes["reloads"],
     )
-    if engine_phase.reload_windows:
-        print_table("engine, requests clear of every reload", e_stats, "outside_reloads")
-    print_table(f"bare FastAPI route, {bare_phase.elapsed_s:.1f}s", b_stats)
-    print(f"\nthroughput ratio engine / bare: {ratio:.2f}")
-    secs = [r["seconds"] for r in engine_phase.reloads]
+    if reloading.reload_windows:
+        print_table(
+            "engine, requests of that phase clear of every reload",
+            routes["reloads"],
+            "outside_reloads",
+        )
+    print_table(f"bare FastAPI route, {bare.elapsed_s:.1f}s", routes["bare"])
+    print(
+        f"\nthroughput ratio engine / bare: {ratios['steady']:.2f} without reloads, "
+        f"{ratios['reloads']:.2f} while reloading"
+    )
+    secs = [r["seconds"] for r in reloading.reloads]
     print(
         f"reloads: {reloads_ok}/{args.reloads} changed model_version as expected; "
         f"{len(versions)} versions answered; reload time "
@@ -748,20 +777,24 @@ def report(
     )
     r = result["rss_mib"]
     print(
-        f"server RSS: {r['before_reloads']} MiB before reloads, {r['after_reloads']} MiB after, "
-        f"max sampled during reloads {r['max_sampled_during_reloads']} MiB, "
-        f"peak (VmHWM) {r['peak_vmhwm']} MiB; bare server {r['bare']} MiB"
+        f"server RSS: {r['steady']} MiB steady (before reloads), {r['after_reloads']} MiB "
+        f"{args.settle:.0f}s after the last reload, max sampled during reloads "
+        f"{r['max_sampled_during_reloads']} MiB, peak (VmHWM) {r['peak_vmhwm']} MiB; "
+        f"bare server {r['bare']} MiB"
     )
-    c = result["cpu_s"]
     print(
-        f"CPU seconds: engine server {c['engine_server']}, client {c['engine_client']} "
-        f"(over {engine_phase.elapsed_s:.0f}s); bare server {c['bare_server']}, "
-        f"client {c['bare_client']} (over {bare_phase.elapsed_s:.0f}s)"
+        "CPU seconds (server, client): "
+        + "; ".join(
+            f"{k} {ph.server_cpu_s:.1f}, {ph.client_cpu_s:.1f} over {ph.elapsed_s:.0f}s"
+            for k, ph in phases.items()
+        )
     )
-    if engine_phase.errors or bare_phase.errors:
-        print(f"errors: engine {engine_phase.errors}, bare {bare_phase.errors}")
-    print(f"failures: engine {e_fail}, bare {b_fail}")
-    out = work / f"results-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
+    errors = {k: ph.errors for k, ph in phases.items() if ph.errors}
+    if errors:
+        print(f"errors and notes: {errors}")
+    failures = {k: routes[k]["all"]["all"]["failures"] for k in phases}
+    print(f"failures: {failures}")
+    out = Path(args.work) / f"results-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"results: {out}")
 

@@ -54,10 +54,10 @@ import scipy.sparse as sp
 import recsys
 from recsys.artifact.publish import ArtifactParts, publish_artifact
 from recsys.artifact.store import new_version
-from recsys.config import RetrievalConfig
+from recsys.config import DEFAULT_ALS, RetrievalConfig
 from recsys.graph.build import GraphInputs, build_graph
 from recsys.graph.config import GraphConfig
-from recsys.models import artist_vectors
+from recsys.models import ALSModel, artist_vectors
 from recsys.retrieval import build_index
 from recsys.synth.generator import WINDOW_END
 from recsys.synth.vocab import ADJECTIVES, GENERIC_TAGS, NOUNS, STYLES
@@ -433,6 +433,8 @@ def synthetic_parts(
         "fraud": {"enabled": False},
         "training": {
             "model": "synthetic factors (not trained)",
+            # The training defaults, for what reads them (fold-in's weighting).
+            "params": ALSModel(**{**DEFAULT_ALS, "factors": d}).get_params(),
             "users": n_users,
             "items": n_items,
             "pairs": int(seen.nnz),

@@ -109,3 +109,16 @@ def test_manifest_needs_version_and_refusal_keeps_previous(parts, tmp_path: Path
         publish_artifact(tmp_path / "a", bad, _manifest(sections, "v2"))
     assert Artifact.load(tmp_path / "a").version == "v1"
     assert [c.name for c in tmp_path.iterdir()] == ["a"]
+
+
+def test_synthetic_artifact_answers_fold_in(parts, tmp_path: Path) -> None:
+    p, sections = parts
+    publish_artifact(tmp_path / "a", p, _manifest(sections))
+    engine = Engine.load(tmp_path / "a")
+    heard = [
+        str(t)
+        for t in engine.artifact.tracks.loc[engine.artifact.tracks["in_pool"], "track_id"][:5]
+    ]
+    recs = engine.recommender.for_history(heard, [3.0] * len(heard), 10)
+    assert recs.personalized and len(recs.items) == 10
+    assert not {i.track_id for i in recs.items} & set(heard)
