@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from recsys.surfaces.engine import Engine
@@ -17,9 +18,18 @@ def get_holder(request: Request) -> EngineHolder:
     return request.app.state.holder
 
 
-def get_engine(request: Request) -> Engine:
-    """The engine at the start of this request (a reload does not change it mid-request)."""
-    return get_holder(request).current()
+async def get_engine(request: Request) -> Engine:
+    """The engine at the start of this request (a reload does not change it mid-request).
+
+    Taken on the event loop when the platform state has not moved (one SQLite
+    read); applying a new state (a rebuild, possibly waiting for a reload's
+    lock) happens in a worker thread, never on the loop.
+    """
+    holder = get_holder(request)
+    engine = holder.fresh()
+    if engine is not None:
+        return engine
+    return await run_in_threadpool(holder.current)
 
 
 _bearer = HTTPBearer(auto_error=False, description="RECSYS_ADMIN_TOKEN")

@@ -103,6 +103,22 @@ class EngineHolder:
                     logger.info("state generation %d applied", engine.state_generation)
         return engine
 
+    def fresh(self) -> Engine | None:
+        """The engine when it is up to date with the state store, else ``None``.
+
+        One cheap read, no lock and no rebuild: what a request can do on the
+        event loop; ``None`` sends it to :meth:`current` in a worker thread.
+
+        Raises
+        ------
+        ArtifactError
+            No artifact loaded yet.
+        """
+        engine = self.engine
+        if engine is None:
+            raise ArtifactError("no artifact loaded yet")
+        return engine if engine.state_generation == self.store.generation() else None
+
     def refresh(self) -> Engine:
         """Apply the state store now (after an admin write)."""
         return self.current()

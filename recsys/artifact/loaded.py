@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from recsys.artifact.store import read_manifest, resolve_artifact
 from recsys.errors import ArtifactError
 from recsys.graph.model import ArtistGraph, read_graph
+from recsys.lookup import index_rows, object_values
 from recsys.retrieval import VectorIndex
 from recsys.vectors import unit_rows
 
@@ -110,7 +111,7 @@ class Artifact:
     @functools.cached_property
     def track_titles(self) -> np.ndarray:
         """Catalogue track titles, object array, shape (n_tracks,), shared like :attr:`track_ids`."""
-        return self.tracks["title"].to_numpy(dtype=object)
+        return object_values(self.tracks["title"])
 
     @functools.cached_property
     def artist_ids(self) -> np.ndarray:
@@ -203,10 +204,11 @@ class Artifact:
             graph = read_graph(path, artist_index)
         except (OSError, ValueError, KeyError) as exc:
             raise ArtifactError(f"{path}: cannot load the similar-artist graph ({exc})") from exc
-        track_artist = artist_index.get_indexer(tracks["artist_id"].to_numpy(dtype=object))
+        # Large columns in chunks, so that a server loading this keeps answering.
+        track_artist = index_rows(artist_index, tracks["artist_id"])
         # Object dtype, so that the lookup's hash table and ``track_ids`` share the id
         # strings; one lookup builds the table now rather than in the first request.
-        track_index = pd.Index(tracks["track_id"].to_numpy(dtype=object), dtype=object)
+        track_index = pd.Index(object_values(tracks["track_id"]), dtype=object, copy=False)
         track_index.get_indexer(track_index[:1])
         problems = []
         if (item_track < 0).any():

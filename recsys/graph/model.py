@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.graph.build import EDITORIAL, LEARNED, PROVENANCES, RELATION_COLUMNS, REVIEWED
+from recsys.lookup import codes, index_rows
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,9 @@ class ArtistGraph:
     def __init__(self, relations: pd.DataFrame, artist_index: pd.Index) -> None:
         self.relations = relations
         n = len(artist_index)
-        src = artist_index.get_indexer(relations["artist_id"].astype(str).to_numpy())
-        dst = artist_index.get_indexer(relations["similar_artist_id"].astype(str).to_numpy())
+        # In chunks: a server builds this while answering requests (see recsys.lookup).
+        src = index_rows(artist_index, relations["artist_id"])
+        dst = index_rows(artist_index, relations["similar_artist_id"])
         ok = (src >= 0) & (dst >= 0)
         if not ok.all():
             # An artifact is self-consistent; this only guards hand-edited files.
@@ -62,9 +64,8 @@ class ArtistGraph:
         src = src[ok][order]
         self.dst = dst[ok][order].astype(np.int64)
         self.score = relations["score"].to_numpy(np.float64)[ok][order]
-        codes = {p: i for i, p in enumerate(PROVENANCES)}
-        prov = relations["provenance"].astype(str).map(codes).to_numpy()[ok][order]
-        self.provenance = prov.astype(np.int8)
+        prov = codes(relations["provenance"], {p: i for i, p in enumerate(PROVENANCES)})
+        self.provenance = prov[ok][order].astype(np.int8)
         self.indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(src, minlength=n), out=self.indptr[1:])
 

@@ -11,6 +11,7 @@ import pandas as pd
 from recsys.artifact.loaded import Artifact
 from recsys.errors import UnknownArtist, UnknownTrack
 from recsys.graph.build import PROVENANCES
+from recsys.lookup import index_rows
 from recsys.surfaces.recommend import Item, Reason
 from recsys.surfaces.settings import SurfaceSettings
 from recsys.vectors import unit_rows
@@ -309,7 +310,7 @@ def _tag_lookup(tags: pd.DataFrame, artist_index: pd.Index) -> dict[int, list[tu
     """Per artist row, its tags with weights normalised to sum 1."""
     if tags is None or tags.empty:
         return {}
-    rows = artist_index.get_indexer(tags["artist_id"].astype(str).to_numpy())
+    rows = index_rows(artist_index, tags["artist_id"])  # in chunks (see recsys.lookup)
     w = pd.to_numeric(tags["weight"], errors="coerce").fillna(1.0).to_numpy(np.float64)
     frame = pd.DataFrame({"row": rows, "tag": tags["tag"].astype(str).to_numpy(), "w": w})
     frame = frame.loc[(frame["row"] >= 0) & (frame["w"] > 0)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from recsys.contract.load import ContractData, load_contract
@@ -124,6 +124,7 @@ def test_near_misses_are_not_campaigns(genuine: dict[str, pd.DataFrame]) -> None
     n_styles=st.integers(1, 10),
     n_artists=st.integers(40, 200),
 )
+@example(seed=0, n_users=100, n_styles=6, n_artists=200)  # a devoted fan the loop rule flags
 def test_genuine_listeners_with_clustered_taste_are_never_a_campaign(
     seed: int, n_users: int, n_styles: int, n_artists: int
 ) -> None:
@@ -131,7 +132,13 @@ def test_genuine_listeners_with_clustered_taste_are_never_a_campaign(
         n_users=n_users, n_tracks=3 * n_artists, n_artists=n_artists, n_styles=n_styles, seed=seed
     )
     result = FraudDetector().detect(_load(tables))
-    assert result.accounts.empty, result.accounts.to_dict("records")
+    # Only the campaign rule is under test. The plays-only loop rule may flag a
+    # listener here by design: 5 tracks, 97 % of the plays on 3 of them and most
+    # of the top track's plays are a loop by counts (seed 0, 100 users, 6 styles,
+    # 200 artists draws one), and without timestamps nothing tells it apart.
+    campaign = result.accounts["reasons"].str.split(";").map(lambda r: "campaign" in r)
+    assert not campaign.any(), result.accounts.to_dict("records")
+    assert (result.accounts["campaign_id"] == -1).all()
     assert result.rule_ratio[:, CAMPAIGN].max() < 1.0
 
 
