@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 from recsys.surfaces.listening import Mixes, SimilarArtists, TrackList
 from recsys.surfaces.recommend import Item, Recommendations
@@ -154,3 +156,57 @@ class SimilarArtistsOut(BaseModel):
             ],
             model_version=found.model_version,
         )
+
+
+# ---- hot-path rendering -----------------------------------------------------------
+#
+# The recommendation and radio routes render their JSON directly from the domain
+# objects: building the pydantic models and having FastAPI validate and serialise
+# them again cost about 0.33 ms per 50-item answer, against 0.11 ms for this
+# (measured in-process). The routes still declare their response models, so the
+# OpenAPI schema is unchanged; tests/serving/test_render.py checks that both paths
+# give the same document, and the schemathesis run checks answers against it.
+
+
+def _item_dict(item: Item) -> dict[str, Any]:
+    reason = item.reason
+    return {
+        "track_id": item.track_id,
+        "artist_id": item.artist_id,
+        "title": item.title,
+        "score": item.score,
+        "reason": reason.text,
+        "reason_type": reason.kind,
+        "reason_artist_id": reason.artist_id,
+    }
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        media_type="application/json",
+    )
+
+
+def recommendations_response(rec: Recommendations) -> Response:
+    """The JSON of :class:`RecommendationsOut` for ``rec``, rendered directly."""
+    return _json(
+        {
+            "user_id": rec.user_id,
+            "items": [_item_dict(i) for i in rec.items],
+            "personalized": rec.personalized,
+            "model_version": rec.model_version,
+        }
+    )
+
+
+def track_list_response(tracks: TrackList) -> Response:
+    """The JSON of :class:`TrackListOut` for ``tracks``, rendered directly."""
+    return _json(
+        {
+            "items": [_item_dict(i) for i in tracks.items],
+            "personalized": tracks.personalized,
+            "model_version": tracks.model_version,
+            "user_id": tracks.user_id,
+        }
+    )

@@ -41,6 +41,28 @@ class Candidates:
         self._reasons.append(np.full(rows.size, len(self.reasons), dtype=np.int64))
         self.reasons.append(reason)
 
+    def add_groups(
+        self, track_rows: np.ndarray, scores: np.ndarray, group: np.ndarray, reasons: list[Reason]
+    ) -> None:
+        """Add tracks of several sources at once, each with its source's reason.
+
+        Parameters
+        ----------
+        track_rows, scores
+            Shape (m,).
+        group
+            Shape (m,): index into ``reasons`` of each track's source.
+        reasons
+            One reason per source.
+        """
+        rows = np.asarray(track_rows, dtype=np.int64).ravel()
+        if rows.size == 0:
+            return
+        self._rows.append(rows)
+        self._scores.append(np.asarray(scores, dtype=np.float64).ravel())
+        self._reasons.append(np.asarray(group, dtype=np.int64).ravel() + len(self.reasons))
+        self.reasons.extend(reasons)
+
     def __len__(self) -> int:
         return int(sum(len(r) for r in self._rows))
 

@@ -170,10 +170,16 @@ class SurfaceContext:
     def best_tracks(
         self, artist_row: int, query: np.ndarray | None, held_back: np.ndarray | None, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """An artist's ``k`` best-fitting eligible tracks not held back, and their fit."""
+        """An artist's ``k`` best-fitting eligible tracks not held back, and their fit.
+
+        The candidates are the artist's ``settings.tracks_per_artist`` most
+        listened eligible tracks not held back.
+        """
         rows = self.artist_tracks(artist_row)
         if held_back is not None and len(held_back) and len(rows):
             rows = rows[~np.isin(rows, held_back)]
+        # Only the artist's most listened tracks compete (settings.tracks_per_artist).
+        rows = rows[: self.settings.tracks_per_artist]
         if len(rows) == 0:
             return rows, np.zeros(0)
         fit = self.fit(rows, query)
@@ -188,6 +194,9 @@ class SurfaceContext:
         k: int,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`best_tracks` of several artists at once (one gather, one product).
+
+        Each artist's candidates are its ``settings.tracks_per_artist`` most
+        listened eligible tracks not held back.
 
         Parameters
         ----------
@@ -212,6 +221,13 @@ class SurfaceContext:
         if held_back is not None and len(held_back) and len(rows):
             keep = ~np.isin(rows, held_back)
             rows, group = rows[keep], group[keep]
+        # Only each artist's most listened tracks compete (settings.tracks_per_artist):
+        # rows are grouped by artist, most listened first, so that is a rank cut,
+        # made before the costly part (gathering and scoring the tracks' vectors).
+        sizes = np.bincount(group, minlength=len(artist_rows))
+        rank = np.arange(len(group)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        top = rank < self.settings.tracks_per_artist
+        rows, group = rows[top], group[top]
         fit = self.fit(rows, query) if len(rows) else np.zeros(0)
         # Per artist, best fit first; ties keep the artist's most-listened-first order.
         order = np.lexsort((-fit, group))

@@ -136,24 +136,33 @@ def radio(
     editorial = nb_prov != LEARNED
     n_ed = max(int(editorial.sum()), 1)
     hi, lo = EDITORIAL_AFFINITY
-    i_ed = 0
-    # Every neighbour's best tracks in one pass (the per-artist loop only scores them).
+    # Editorial neighbours in the graph's order span the affinity band; learned
+    # ones get their graph score, scaled.
+    ed_rank = np.cumsum(editorial) - 1
+    affinity = np.where(
+        editorial, hi - (hi - lo) * ed_rank / n_ed, LEARNED_AFFINITY * nb_scores.astype(np.float64)
+    )
+    reasons = []
+    for b, prov in zip(nb_rows.tolist(), nb_prov.tolist(), strict=True):
+        b_name = ctx.artist_name(b)
+        if prov != LEARNED:
+            reasons.append(
+                Reason("editorial_seed", f"Editors pair {b_name} with {name}", seed_id, name)
+            )
+        else:
+            reasons.append(
+                Reason("similar_artist", f"{b_name} is similar to {name}", seed_id, name)
+            )
+    # Every neighbour's best tracks in one pass, scored at once: the neighbour's
+    # affinity, discounted for each further track of the same artist.
     nb_tracks, nb_fit, nb_ptr = ctx.best_tracks_many(
         nb_rows, query, held_back, ctx.settings.max_per_artist
     )
-    for j, (b, score, prov) in enumerate(
-        zip(nb_rows.tolist(), nb_scores.tolist(), nb_prov.tolist(), strict=True)
-    ):
-        b_name = ctx.artist_name(b)
-        if prov != LEARNED:
-            affinity = hi - (hi - lo) * i_ed / n_ed
-            i_ed += 1
-            why = Reason("editorial_seed", f"Editors pair {b_name} with {name}", seed_id, name)
-        else:
-            affinity = LEARNED_AFFINITY * score
-            why = Reason("similar_artist", f"{b_name} is similar to {name}", seed_id, name)
-        rows, fit = nb_tracks[nb_ptr[j] : nb_ptr[j + 1]], nb_fit[nb_ptr[j] : nb_ptr[j + 1]]
-        _add_scored(cands, rows, fit, affinity, why)
+    sizes = np.diff(nb_ptr)
+    group = np.repeat(np.arange(len(nb_rows)), sizes)
+    within = np.arange(len(group)) - np.repeat(nb_ptr[:-1], sizes)
+    scores = affinity[group] * ARTIST_DECAY**within * (0.9 + 0.1 * nb_fit)
+    cands.add_groups(nb_tracks, scores, group, reasons)
     _add_artist(
         cands,
         ctx,

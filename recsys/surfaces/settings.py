@@ -20,7 +20,16 @@ class SurfaceSettings:
         Weight of the user's vector in a personalised radio's query (the
         seed's vector has the rest).
     radio_fetch_factor
-        Item-to-item candidates fetched per requested track.
+        Item-to-item candidates fetched per requested track. 2 rather than
+        4: on a 1M-track pool the search for 100 candidates takes about
+        1 ms less than for 200 (the HNSW breadth follows the fetch), and
+        artist radios kept 96.6 % of their tracks (400 radios of 50).
+    tracks_per_artist
+        Tracks of one artist that compete for its places in a radio or mix:
+        its most listened eligible ones (not held back). Scoring every track
+        of every neighbour artist cost about 1 ms per radio on a 1M-track
+        pool (3,700 tracks gathered and scored), for places that go to
+        ``max_per_artist`` of them.
     mix_max_artists
         A user's most-listened artists that the mixes are built from.
     mix_merge_similarity
@@ -42,7 +51,8 @@ class SurfaceSettings:
 
     max_per_artist: int = 3
     personal_weight: float = 0.3
-    radio_fetch_factor: int = 4
+    radio_fetch_factor: int = 2
+    tracks_per_artist: int = 30
     mix_max_artists: int = 60
     mix_merge_similarity: float = 0.35
     mix_min_share: float = 0.05
@@ -51,8 +61,10 @@ class SurfaceSettings:
     release_reference: dt.date | None = None
 
     def __post_init__(self) -> None:
-        if self.max_per_artist < 1 or self.radio_fetch_factor < 1 or self.mix_max_artists < 1:
+        if min(self.max_per_artist, self.radio_fetch_factor, self.mix_max_artists) < 1:
             raise ConfigError("max_per_artist, radio_fetch_factor, mix_max_artists must be >= 1")
+        if self.tracks_per_artist < self.max_per_artist:
+            raise ConfigError("tracks_per_artist must be >= max_per_artist")
         for name in ("personal_weight", "mix_min_share", "mix_familiar_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1]")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
 
 from serving.deps import EngineDep
-from serving.schemas import ID_PATTERN, MAX_K, ErrorOut, TrackListOut
+from serving.schemas import ID_PATTERN, MAX_K, ErrorOut, TrackListOut, track_list_response
 
 router = APIRouter(prefix="/v1/radio", tags=["radio"])
 
@@ -30,9 +31,9 @@ async def artist_radio(
     engine: EngineDep,
     size: Size = 50,
     user_id: UserId = None,
-) -> TrackListOut:
+) -> Response:
     """A radio from an artist: its editorial neighbours first, then similar artists and tracks."""
-    return TrackListOut.of(engine.listening.artist_radio(artist_id, size, user_id=user_id))
+    return track_list_response(engine.listening.artist_radio(artist_id, size, user_id=user_id))
 
 
 @router.get("/tracks/{track_id}", response_model=TrackListOut, responses=_ERRORS)
@@ -41,6 +42,6 @@ async def track_radio(
     engine: EngineDep,
     size: Size = 50,
     user_id: UserId = None,
-) -> TrackListOut:
+) -> Response:
     """A radio from a track: the track, then tracks and artists around it."""
-    return TrackListOut.of(engine.listening.track_radio(track_id, size, user_id=user_id))
+    return track_list_response(engine.listening.track_radio(track_id, size, user_id=user_id))

@@ -5,9 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
 
 from serving.deps import EngineDep
-from serving.schemas import ID_PATTERN, MAX_K, ErrorOut, MixesOut, RecommendationsOut, TrackListOut
+from serving.schemas import (
+    ID_PATTERN,
+    MAX_K,
+    ErrorOut,
+    MixesOut,
+    RecommendationsOut,
+    TrackListOut,
+    recommendations_response,
+)
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
@@ -28,9 +37,9 @@ async def recommendations(
     user_id: UserId,
     engine: EngineDep,
     k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of tracks")] = 20,
-) -> RecommendationsOut:
+) -> Response:
     """Ranked pool tracks for the user; non-personalised (marked) when the model does not know them."""
-    return RecommendationsOut.of(engine.recommender.for_user(user_id, k))
+    return recommendations_response(engine.recommender.for_user(user_id, k))
 
 
 @router.get(
