@@ -28,11 +28,8 @@ from pathlib import Path  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from recsys.config import TrainConfig  # noqa: E402
-from recsys.contract.load import load_contract  # noqa: E402
-from recsys.events import aggregate, select_training_events  # noqa: E402
 from recsys.models import ALSModel, confidence  # noqa: E402
-from recsys.pipeline import train  # noqa: E402
-from recsys.pool import build_pool  # noqa: E402
+from recsys.pipeline import prepare_training, train  # noqa: E402
 from recsys.synth import generate_platform  # noqa: E402
 
 
@@ -57,12 +54,8 @@ def main() -> None:
                 print(f"generated {args.scale} in {time.perf_counter() - t0:.1f}s")
         config = TrainConfig()
 
-        # The exact matrix the pipeline trains on, rebuilt with the library's stages.
-        data = load_contract(data_dir)
-        pool = build_pool(data.tracks, data.artists, data.labels, data.opt_outs, rules=config.pool)
-        events, _ = select_training_events(data, pool.eligible, rules=config.events)
-        inter = aggregate(events, n_users=len(data.users), n_tracks=len(data.tracks))
-        del data, events
+        # The exact matrix the pipeline trains on: the pipeline's own stages before the fit.
+        inter = prepare_training(data_dir, config).interactions
         model = ALSModel(**config.als)
         conf = confidence(inter.matrix, weighting=model.weighting, alpha=model.alpha)
         print(
@@ -75,12 +68,16 @@ def main() -> None:
             t0 = time.perf_counter()
             bare.fit(conf, show_progress=False)
             bare_s = time.perf_counter() - t0
+        shape, pairs = inter.matrix.shape, inter.matrix.nnz
         del bare, conf, inter
 
         t0 = time.perf_counter()
         result = train(data_dir, work / "artifact", config)
         pipeline_s = time.perf_counter() - t0
 
+        trained = result.manifest["training"]
+        if (trained["users"], trained["items"], trained["pairs"]) != (*shape, pairs):
+            raise SystemExit(f"the pipeline fitted another matrix: {trained} vs {shape}, {pairs}")
         print(f"\n{'stage':<12}{'seconds':>10}")
         for stage, secs in result.manifest["timings_s"].items():
             if stage != "total":

@@ -36,11 +36,13 @@ from recsys.artifact.store import destination_for, new_version
 from recsys.config import TrainConfig
 from recsys.contract.load import ContractData, load_contract
 from recsys.events import EventFilter, aggregate, select_training_events
+from recsys.events.stage import EventReport, Interactions
 from recsys.fraud import FraudDetector, FraudResult
 from recsys.graph.review import read_review_log
 from recsys.graph.stage import run_graph_stage, slim_events
 from recsys.models import ALSModel, artist_vectors
 from recsys.pool import Takedowns, build_pool
+from recsys.pool.rules import Pool
 from recsys.retrieval import build_index
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,71 @@ def _catalogue(data: ContractData, pool_eligible: np.ndarray) -> pd.DataFrame:
     return tracks
 
 
+@dataclass
+class PreparedTraining:
+    """What the stages before the fit produce (see :func:`prepare_training`)."""
+
+    data: ContractData
+    pool: Pool
+    fraud: FraudResult | None
+    report: EventReport
+    interactions: Interactions
+    #: The kept events, only the columns the graph stage reads.
+    graph_events: pd.DataFrame
+
+
+def prepare_training(
+    data_dir: str | Path,
+    config: TrainConfig,
+    *,
+    timer: StageTimer | None = None,
+    filters: tuple[EventFilter, ...] = (),
+    takedowns: Takedowns | None = None,
+    erased_user_ids: frozenset[str] = frozenset(),
+) -> PreparedTraining:
+    """The stages before the fit: load, pool, fraud, events, aggregate.
+
+    :func:`train` runs exactly this, and so do the evaluation runner and
+    ``benchmarks/bench_train.py``, which need the matrix a training run fits.
+    Parameters as in :func:`train`; ``timer`` records each stage's time.
+    """
+    timer = timer or StageTimer()
+    with timer.stage("load"):
+        data = load_contract(data_dir)
+        data.quarantine.redact_users(erased_user_ids)
+    with timer.stage("pool"):
+        pool = build_pool(
+            data.tracks,
+            data.artists,
+            data.labels,
+            data.opt_outs,
+            rules=config.pool,
+            takedowns=takedowns,
+        )
+    fraud: FraudResult | None = None
+    if config.events.detect_fraud:
+        with timer.stage("fraud"):
+            fraud = FraudDetector(settings=config.fraud).detect(data)
+            filters = (*filters, FlaggedRows("fraud", fraud.stream_flagged))
+    with timer.stage("events"):
+        erased = (
+            data.users["user_id"].isin(list(erased_user_ids)).to_numpy()
+            if erased_user_ids
+            else None
+        )
+        events, report = select_training_events(
+            data, pool.eligible, rules=config.events, erased_users=erased, filters=filters
+        )
+    with timer.stage("aggregate"):
+        inter = aggregate(
+            events, n_users=len(data.users), n_tracks=len(data.tracks), rules=config.events
+        )
+        # The graph stage counts co-listening over the kept events: keep its columns only.
+        graph_events = slim_events(events)
+        del events
+    return PreparedTraining(data, pool, fraud, report, inter, graph_events)
+
+
 def train(
     data_dir: str | Path,
     out: str | Path,
@@ -132,39 +199,23 @@ def train(
     created = dt.datetime.now(dt.UTC)
     version = new_version(created)
 
-    with timer.stage("load"):
-        data = load_contract(data_dir)
-        data.quarantine.redact_users(erased_user_ids)
-    with timer.stage("pool"):
-        pool = build_pool(
-            data.tracks,
-            data.artists,
-            data.labels,
-            data.opt_outs,
-            rules=config.pool,
-            takedowns=takedowns,
-        )
-    fraud: FraudResult | None = None
-    if config.events.detect_fraud:
-        with timer.stage("fraud"):
-            fraud = FraudDetector(settings=config.fraud).detect(data)
-            filters = (*filters, FlaggedRows("fraud", fraud.stream_flagged))
-    with timer.stage("events"):
-        erased = (
-            data.users["user_id"].isin(list(erased_user_ids)).to_numpy()
-            if erased_user_ids
-            else None
-        )
-        events, report = select_training_events(
-            data, pool.eligible, rules=config.events, erased_users=erased, filters=filters
-        )
-    with timer.stage("aggregate"):
-        inter = aggregate(
-            events, n_users=len(data.users), n_tracks=len(data.tracks), rules=config.events
-        )
-        # The graph stage counts co-listening over the kept events: keep its columns only.
-        graph_events = slim_events(events)
-        del events
+    prepared = prepare_training(
+        data_dir,
+        config,
+        timer=timer,
+        filters=filters,
+        takedowns=takedowns,
+        erased_user_ids=erased_user_ids,
+    )
+    data, pool, fraud, report, inter = (
+        prepared.data,
+        prepared.pool,
+        prepared.fraud,
+        prepared.report,
+        prepared.interactions,
+    )
+    graph_events = prepared.graph_events
+    del prepared
     with timer.stage("fit"):
         model = ALSModel(**config.als).fit(inter.matrix, show_progress=show_progress)
     with timer.stage("vectors"):

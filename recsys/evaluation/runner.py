@@ -22,7 +22,6 @@ import scipy.sparse as sp
 
 from recsys.artifact.loaded import Artifact
 from recsys.config import TrainConfig
-from recsys.contract.load import load_contract
 from recsys.evaluation.baselines import Baseline, default_baselines
 from recsys.evaluation.beyond import (
     catalogue_coverage,
@@ -32,10 +31,7 @@ from recsys.evaluation.beyond import (
 )
 from recsys.evaluation.metrics import ranking_metrics
 from recsys.evaluation.protocols import split_contract_protocol
-from recsys.events import aggregate, select_training_events
-from recsys.fraud import FraudDetector
-from recsys.pipeline import train
-from recsys.pool import build_pool
+from recsys.pipeline import prepare_training, train
 from recsys.surfaces.recommend import Recommender
 
 logger = logging.getLogger(__name__)
@@ -89,20 +85,10 @@ class EvaluationReport:
 
 
 def training_matrix(data_dir: Path, config: TrainConfig):
-    """The exact interactions the pipeline trains on (same stages, same settings)."""
-    data = load_contract(data_dir)
-    pool = build_pool(data.tracks, data.artists, data.labels, data.opt_outs, rules=config.pool)
-    filters = ()
-    if config.events.detect_fraud:
-        from recsys.pipeline import FlaggedRows
-
-        fraud = FraudDetector(settings=config.fraud).detect(data)
-        filters = (FlaggedRows("fraud", fraud.stream_flagged),)
-    events, _ = select_training_events(data, pool.eligible, rules=config.events, filters=filters)
-    inter = aggregate(
-        events, n_users=len(data.users), n_tracks=len(data.tracks), rules=config.events
-    )
-    user_ids = data.users["user_id"].to_numpy()[inter.user_idx]
+    """The exact interactions the pipeline trains on (the same stages, shared with it)."""
+    prepared = prepare_training(data_dir, config)
+    inter = prepared.interactions
+    user_ids = prepared.data.users["user_id"].to_numpy()[inter.user_idx]
     return inter, user_ids
 
 
