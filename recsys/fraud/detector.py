@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,8 +40,8 @@ from recsys.fraud.accounts import (
     rule_conditions,
     severity,
 )
-from recsys.fraud.campaigns import find_campaigns
-from recsys.fraud.farms import find_farms
+from recsys.fraud.campaigns import CampaignGroups, find_campaigns
+from recsys.fraud.farms import FarmGroups, find_farms
 from recsys.fraud.settings import (
     ACCOUNT_REASONS,
     ALL_RULES,
@@ -218,31 +219,6 @@ class FraudDetector:
         skipped: dict[str, str] = {}
         has_time = data.event_table == "streams"
 
-        if has_time:
-            duration = data.tracks["duration_ms"].to_numpy().astype(np.int64)
-            sf = stream_features(ev, duration, n_users, s)
-            is_stream = sf.is_stream
-            counts = count_matrix(user[is_stream], track[is_stream], None, n_users, n_tracks)
-        else:
-            sf = None
-            is_stream = np.ones(len(ev), bool)
-            counts = count_matrix(user, track, ev["plays"].to_numpy(), n_users, n_tracks)
-        t_stream = time.perf_counter()
-
-        features = profile_features(counts, track_artist, s)
-        if sf is not None:
-            created = data.users["created_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-            add_time_features(features, sf, created)
-            features["max_track_24h_streams"] = track_window_max(
-                user,
-                track,
-                timestamps_ns(ev["ts"]),
-                is_stream,
-                counts,
-                s.loop_daily_streams,
-                NS_PER_DAY,
-            )
-
         # --- which rules run
         run: list[str] = []
         for r in STREAM_REASONS:
@@ -263,6 +239,54 @@ class FraudDetector:
                 account_run.append(r)
         run.extend(f"account:{r}" for r in account_run)
 
+        if has_time:
+            # The same rule as stream_features' own is_stream (checked below).
+            is_stream = ev["ms_played"].to_numpy() >= s.min_stream_ms
+            counts = count_matrix(user[is_stream], track[is_stream], None, n_users, n_tracks)
+        else:
+            is_stream = np.ones(len(ev), bool)
+            counts = count_matrix(user, track, ev["plays"].to_numpy(), n_users, n_tracks)
+
+        def find_groups() -> tuple[FarmGroups | None, CampaignGroups | None]:
+            farms = camps = None
+            if "farm" in account_run:
+                if has_time:
+                    hour = timestamps_ns(ev["ts"])[is_stream] // NS_PER_HOUR
+                    farms = find_farms(counts, s, user[is_stream], hour)
+                else:
+                    farms = find_farms(counts, s)
+            if "campaign" in account_run:
+                camps = find_campaigns(counts, track_artist, s)
+            return farms, camps
+
+        # The group rules (farms, campaigns) and the stream rules read the same
+        # inputs and nothing of each other: the groups run in a second thread.
+        # Both are long numpy passes that release the GIL, so on two cores the
+        # stage takes about the longer of the two rather than their sum.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraud-groups") as pool:
+            groups = pool.submit(find_groups)
+            sf = None
+            if has_time:
+                duration = data.tracks["duration_ms"].to_numpy().astype(np.int64)
+                sf = stream_features(ev, duration, n_users, s)
+                if not np.array_equal(sf.is_stream, is_stream):  # pragma: no cover
+                    raise AssertionError("stream_features counts streams differently")
+            features = profile_features(counts, track_artist, s)
+            if sf is not None:
+                created = data.users["created_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+                add_time_features(features, sf, created)
+                features["max_track_24h_streams"] = track_window_max(
+                    user,
+                    track,
+                    timestamps_ns(ev["ts"]),
+                    is_stream,
+                    counts,
+                    s.loop_daily_streams,
+                    NS_PER_DAY,
+                )
+            farms, camps = groups.result()
+        t_stream = time.perf_counter()
+
         # --- account rules
         conds = rule_conditions(s, has_time=has_time)
         ratios = np.zeros((n_users, len(ACCOUNT_REASONS)))
@@ -272,19 +296,14 @@ class FraudDetector:
         for r in account_run:
             j = ACCOUNT_REASONS.index(r)
             if r == "farm":
-                if has_time:
-                    hour = timestamps_ns(ev["ts"])[is_stream] // NS_PER_HOUR
-                    farms = find_farms(counts, s, user[is_stream], hour)
-                    del hour
-                else:
-                    farms = find_farms(counts, s)
+                assert farms is not None
                 farm_group = farms.group
                 features["farm_size"] = farms.group_size
                 features["farm_best_jaccard"] = farms.best_jaccard
                 features["farm_best_coactivity"] = farms.best_coactivity
                 ratios[:, j] = farm_ratio(farms, s, has_time)
             elif r == "campaign":
-                camps = find_campaigns(counts, track_artist, s)
+                assert camps is not None
                 campaign_group = camps.group
                 campaign_tracks = [core for core, _ in camps.cores]
                 features["campaign_size"] = camps.size
