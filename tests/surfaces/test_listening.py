@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from recsys.artifact.loaded import Artifact
-from recsys.errors import UnknownArtist, UnknownTrack
+from recsys.errors import ConfigError, UnknownArtist, UnknownTrack
 from recsys.pipeline import train
 from recsys.surfaces.listening import ListeningSurfaces
 from recsys.surfaces.settings import SurfaceSettings
@@ -117,3 +117,31 @@ def test_unknown_users_get_editorial_answers(surfaces, artifact) -> None:
     assert all(i.reason.kind != "familiar" for m in mixes.mixes for i in m.items)
     sims = surfaces.similar_artists(artist, 5).items
     assert sims[0].provenance == "editorial" and np.isclose(sims[0].score, 1.0)
+
+
+def test_only_each_artists_most_listened_tracks_compete(artifact) -> None:
+    ctx = ListeningSurfaces(artifact, SurfaceSettings(max_per_artist=2, tracks_per_artist=3)).ctx
+    # The artist with most eligible tracks.
+    counts = np.diff(ctx._artist_track_ptr)
+    artist = int(np.argmax(counts))
+    ranked = ctx.artist_tracks(artist)  # most listened first
+    # The query: the vector of a track outside the artist's 3 most listened.
+    outside = [r for r in ranked[3:].tolist() if ctx.model_row[r] >= 0]
+    assert outside
+    target = outside[-1]
+    query = ctx.item_unit[ctx.model_row[target]].astype(np.float32)
+    top3 = set(ranked[:3].tolist())
+    rows, _ = ctx.best_tracks(artist, query, None, 2)
+    assert len(rows) == 2 and set(rows.tolist()) <= top3
+    many, _, ptr = ctx.best_tracks_many(np.array([artist, artist]), query, None, 2)
+    assert ptr.tolist() == [0, 2, 4] and set(many.tolist()) <= top3
+    # Held-back tracks make room for the next most listened.
+    rows, _ = ctx.best_tracks(artist, query, ranked[:1], 2)
+    assert set(rows.tolist()) <= set(ranked[1:4].tolist())
+    # Without the cap a track outside the 3 most listened wins (the query's own
+    # track, or one with the same vector), as good a fit as the query's own.
+    wide = ListeningSurfaces(artifact, SurfaceSettings(tracks_per_artist=10**6)).ctx
+    best, fit = wide.best_tracks(artist, query, None, 1)
+    assert best[0] not in top3 and fit[0] >= wide.fit(np.array([target]), query)[0] - 1e-6
+    with pytest.raises(ConfigError):
+        SurfaceSettings(max_per_artist=3, tracks_per_artist=2)
