@@ -21,6 +21,18 @@ logger = logging.getLogger(__name__)
 POPULAR = Reason("popular", "Popular with listeners on the platform")
 
 
+def rank_in_runs(sizes: np.ndarray) -> np.ndarray:
+    """0-based position of each element within its run, for consecutive runs of ``sizes``.
+
+    Returns
+    -------
+    ndarray
+        Shape (sizes.sum(),), int64.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    return np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
+
 class SurfaceContext:
     """Arrays and helpers shared by the listening surfaces of one engine.
 
@@ -216,25 +228,22 @@ class SurfaceContext:
         counts = self._artist_track_ptr[artist_rows + 1] - lo
         group = np.repeat(np.arange(len(artist_rows)), counts)
         # Position of every gathered track in the per-artist CSR, artists in order.
-        starts = np.cumsum(counts) - counts
-        rows = self._artist_track_rows[np.repeat(lo - starts, counts) + np.arange(counts.sum())]
+        rows = self._artist_track_rows[np.repeat(lo, counts) + rank_in_runs(counts)]
         if held_back is not None and len(held_back) and len(rows):
             keep = ~np.isin(rows, held_back)
             rows, group = rows[keep], group[keep]
         # Only each artist's most listened tracks compete (settings.tracks_per_artist):
         # rows are grouped by artist, most listened first, so that is a rank cut,
         # made before the costly part (gathering and scoring the tracks' vectors).
-        sizes = np.bincount(group, minlength=len(artist_rows))
-        rank = np.arange(len(group)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        top = rank < self.settings.tracks_per_artist
+        per_artist = np.bincount(group, minlength=len(artist_rows))
+        top = rank_in_runs(per_artist) < self.settings.tracks_per_artist
         rows, group = rows[top], group[top]
         fit = self.fit(rows, query) if len(rows) else np.zeros(0)
         # Per artist, best fit first; ties keep the artist's most-listened-first order.
         order = np.lexsort((-fit, group))
         rows, fit, group = rows[order], fit[order], group[order]
         sizes = np.bincount(group, minlength=len(artist_rows))
-        rank = np.arange(len(group)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        top = rank < k
+        top = rank_in_runs(sizes) < k
         ptr = np.zeros(len(artist_rows) + 1, dtype=np.int64)
         np.cumsum(np.minimum(sizes, k), out=ptr[1:])
         return rows[top], fit[top], ptr

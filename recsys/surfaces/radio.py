@@ -26,7 +26,7 @@ import numpy as np
 
 from recsys.graph.build import LEARNED
 from recsys.surfaces.arrange import Candidates
-from recsys.surfaces.context import POPULAR, SurfaceContext, unit_rows
+from recsys.surfaces.context import POPULAR, SurfaceContext, rank_in_runs, unit_rows
 from recsys.surfaces.recommend import Item, Reason
 
 logger = logging.getLogger(__name__)
@@ -160,8 +160,7 @@ def radio(
     )
     sizes = np.diff(nb_ptr)
     group = np.repeat(np.arange(len(nb_rows)), sizes)
-    within = np.arange(len(group)) - np.repeat(nb_ptr[:-1], sizes)
-    scores = affinity[group] * ARTIST_DECAY**within * (0.9 + 0.1 * nb_fit)
+    scores = affinity[group] * ARTIST_DECAY ** rank_in_runs(sizes) * (0.9 + 0.1 * nb_fit)
     cands.add_groups(nb_tracks, scores, group, reasons)
     _add_artist(
         cands,
