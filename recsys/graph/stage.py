@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,6 @@ import pandas as pd
 from recsys.contract.load import ContractData
 from recsys.graph.build import GraphBuild, GraphInputs, build_graph
 from recsys.graph.config import GraphConfig
-from recsys.graph.model import GRAPH_DIR, write_graph
 from recsys.graph.review import read_review_log
 
 logger = logging.getLogger(__name__)
@@ -87,12 +85,3 @@ def run_graph_stage(
     """Build the graph of one training run (see :func:`recsys.graph.build.build_graph`)."""
     inputs = graph_inputs(data, pool_eligible, artist_factors, events)
     return build_graph(inputs, config)
-
-
-def publish_graph(directory: Path, graph: GraphBuild, data_dir: Path) -> None:
-    """Write the graph (and the review log it saw) under ``directory / graph``."""
-    out = Path(directory) / GRAPH_DIR
-    write_graph(out, graph.relations, graph.artists)
-    reviews = read_review_log(data_dir)
-    if len(reviews):
-        reviews.to_parquet(out / "reviews.parquet", index=False)
