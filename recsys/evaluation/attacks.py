@@ -35,6 +35,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from recsys.evaluation.protocols import read_table
+
 logger = logging.getLogger(__name__)
 
 AttackKind = Literal["random", "bandwagon", "farm"]
@@ -101,14 +103,6 @@ class Injected:
     rows: int
 
 
-def _read(directory: Path, name: str) -> pd.DataFrame | None:
-    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
-        p = directory / f"{name}{suffix}"
-        if p.exists():
-            return reader(p)
-    return None
-
-
 def pick_targets(
     directory: str | Path,
     n: int = 5,
@@ -124,9 +118,9 @@ def pick_targets(
     without an attack and their hit ratio then is small but measurable.
     """
     directory = Path(directory)
-    events = _read(directory, "plays")
+    events = read_table(directory, "plays")
     if events is None:
-        events = _read(directory, "streams")
+        events = read_table(directory, "streams")
     assert events is not None
     listeners = events.groupby("track_id")["user_id"].nunique()
     band = listeners[(listeners >= min_listeners) & (listeners <= max_listeners)]
@@ -156,10 +150,10 @@ def inject_attack(src: str | Path, out: str | Path, attack: Attack) -> Injected:
     if attack.kind not in ATTACK_KINDS:
         raise ValueError(f"unknown attack kind {attack.kind!r}")
     rng = np.random.default_rng(attack.random_state)
-    users = _read(src, "users")
-    tracks = _read(src, "tracks")
-    plays = _read(src, "plays")
-    streams = _read(src, "streams") if plays is None else None
+    users = read_table(src, "users")
+    tracks = read_table(src, "tracks")
+    plays = read_table(src, "plays")
+    streams = read_table(src, "streams") if plays is None else None
     assert users is not None and tracks is not None
     events = plays if plays is not None else streams
     assert events is not None

@@ -43,7 +43,8 @@ class ContractSplit:
     query: pd.DataFrame | None = None
 
 
-def _read(directory: Path, name: str) -> pd.DataFrame | None:
+def read_table(directory: Path, name: str) -> pd.DataFrame | None:
+    """Table ``name`` of a contract directory as stored (Parquet or CSV); ``None`` if absent."""
     for suffix, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
         p = directory / f"{name}{suffix}"
         if p.exists():
@@ -94,8 +95,8 @@ def split_contract_protocol(
     src, out = Path(data_dir), Path(out_dir)
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: one of {PROTOCOLS}")
-    table = "streams" if _read(src, "streams") is not None else "plays"
-    events = _read(src, table)
+    table = "streams" if read_table(src, "streams") is not None else "plays"
+    events = read_table(src, table)
     assert events is not None
     rng = np.random.default_rng(random_state)
 

@@ -54,14 +54,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.fraud.farms import minhash
+from recsys.fraud.farms import band_keys, minhash
 from recsys.fraud.settings import FraudSettings
 
 logger = logging.getLogger(__name__)
 
-# Odd 64-bit constants mixing the hash values of one band into one key.
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-_MIX2 = np.uint64(0xBF58476D1CE4E5B9)
 #: Buckets up to this size are paired exhaustively, larger ones around their first member.
 _SMALL_BUCKET = 8
 
@@ -160,17 +157,10 @@ def _linked_pairs(
         sub.indptr, sub.indices, by_track.shape[1], s.campaign_bands * s.campaign_rows, s.seed + 1
     )
     a_parts, b_parts = [], []
-    with np.errstate(over="ignore"):  # the mixing below wraps around on purpose
-        for band in range(s.campaign_bands):
-            cols = sig[:, band * s.campaign_rows : (band + 1) * s.campaign_rows].astype(np.uint64)
-            key = np.zeros(len(cand), np.uint64)
-            for j in range(cols.shape[1]):
-                key = (key ^ cols[:, j]) * _MIX
-                key ^= key >> np.uint64(31)
-                key *= _MIX2
-            x, y = _bucket_pairs(key)
-            a_parts.append(x)
-            b_parts.append(y)
+    for key in band_keys(sig, s.campaign_bands, s.campaign_rows):
+        x, y = _bucket_pairs(key)
+        a_parts.append(x)
+        b_parts.append(y)
     a, b = np.concatenate(a_parts), np.concatenate(b_parts)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     pair = np.unique(lo.astype(np.int64) * len(cand) + hi)

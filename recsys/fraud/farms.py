@@ -105,6 +105,35 @@ def minhash(indptr: np.ndarray, indices: np.ndarray, n_items: int, k: int, seed:
     return sig
 
 
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> list[np.ndarray]:
+    """One hash key per row and LSH band of MinHash signatures.
+
+    Parameters
+    ----------
+    sig
+        Signatures, shape (n, bands * rows).
+    bands, rows
+        Banding: ``bands`` bands of ``rows`` hashes each.
+
+    Returns
+    -------
+    list of ndarray
+        ``bands`` arrays of uint64, shape (n,): rows with equal keys in a band
+        share that band's bucket.
+    """
+    keys = []
+    with np.errstate(over="ignore"):  # the mixing below wraps around on purpose
+        for b in range(bands):
+            band = sig[:, b * rows : (b + 1) * rows].astype(np.uint64)
+            key = np.zeros(len(sig), np.uint64)
+            for j in range(band.shape[1]):
+                key = (key ^ band[:, j]) * _MIX
+                key ^= key >> np.uint64(31)
+                key *= _MIX2
+            keys.append(key)
+    return keys
+
+
 def _star_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(member, leader) for every member of a bucket of equal keys but its first."""
     order = np.argsort(keys, kind="stable")
@@ -205,17 +234,10 @@ def find_farms(
     sig = minhash(binary.indptr, binary.indices, n_tracks, s.farm_bands * s.farm_rows, s.seed)
 
     members, leaders = [], []
-    with np.errstate(over="ignore"):  # the mixing below wraps around on purpose
-        for b in range(s.farm_bands):
-            band = sig[:, b * s.farm_rows : (b + 1) * s.farm_rows].astype(np.uint64)
-            key = np.zeros(len(cand), np.uint64)
-            for j in range(band.shape[1]):
-                key = (key ^ band[:, j]) * _MIX
-                key ^= key >> np.uint64(31)
-                key *= _MIX2
-            m, ld = _star_pairs(key)
-            members.append(m)
-            leaders.append(ld)
+    for key in band_keys(sig, s.farm_bands, s.farm_rows):
+        m, ld = _star_pairs(key)
+        members.append(m)
+        leaders.append(ld)
     a = np.concatenate(members)
     c = np.concatenate(leaders)
     if len(a):
