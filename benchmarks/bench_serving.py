@@ -212,12 +212,16 @@ class Server:
         raise SystemExit(f"server not ready after {timeout_s}s; see {self.log_path}")
 
     def status(self) -> dict[str, int]:
-        """VmRSS and VmHWM in KiB, and user+system CPU ticks, of the server process."""
+        """VmRSS, VmHWM and AnonHugePages in KiB, and user+system CPU ticks, of the server."""
         out = {}
         with open(f"/proc/{self.proc.pid}/status") as fh:
             for line in fh:
                 if line.startswith(("VmRSS:", "VmHWM:")):
                     out[line.split(":")[0]] = int(line.split()[1])
+        with open(f"/proc/{self.proc.pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("AnonHugePages:"):
+                    out["AnonHugePages"] = int(line.split()[1])
         with open(f"/proc/{self.proc.pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
         out["cpu_ticks"] = int(fields[11]) + int(fields[12])
@@ -553,6 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-build", action="store_true", help="use the cached artifact only")
     p.add_argument("--no-bare", action="store_true", help="skip the bare route (when iterating)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no-huge-pages",
+        action="store_true",
+        help="serve with RECSYS_HUGE_PAGES=false (indexes on 4 KiB pages), for comparison",
+    )
     p.add_argument("--serve-bare", metavar="PAYLOAD", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -579,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         "RECSYS_ADMIN_TOKEN": token,
         "RECSYS_STATE_PATH": str(state),
     }
+    if args.no_huge_pages:
+        env["RECSYS_HUGE_PAGES"] = "false"
     result: dict[str, Any] = {
         "args": {k: v for k, v in vars(args).items() if k not in ("serve_bare", "port")},
         "artifact": str(base),
@@ -737,6 +748,13 @@ def report(
                 "max_sampled_during_reloads": mib(max(reload_rss)) if reload_rss else None,
                 "peak_vmhwm": mib(status["after"]["VmHWM"]),
                 "bare": mib(status["bare"]["VmRSS"]),
+                # Of the steady RSS, what sits on transparent huge pages (`recsys serve`
+                # puts the faiss indexes there; see training/cli.py).
+                "steady_huge_pages": mib(status["steady"].get("AnonHugePages", 0)),
+            },
+            "cpu_ms_per_request": {
+                k: round(ph.server_cpu_s * 1000 / max(1, len(ph.records)), 2)
+                for k, ph in phases.items()
             },
             "cpu_s": {
                 f"{k}_{who}": round(getattr(ph, f"{who}_cpu_s"), 1)
@@ -780,8 +798,9 @@ def report(
         f"server RSS: {r['steady']} MiB steady (before reloads), {r['after_reloads']} MiB "
         f"{args.settle:.0f}s after the last reload, max sampled during reloads "
         f"{r['max_sampled_during_reloads']} MiB, peak (VmHWM) {r['peak_vmhwm']} MiB; "
-        f"bare server {r['bare']} MiB"
+        f"bare server {r['bare']} MiB; on huge pages at steady state {r['steady_huge_pages']} MiB"
     )
+    print(f"server CPU ms per request: {result['cpu_ms_per_request']}")
     print(
         "CPU seconds (server, client): "
         + "; ".join(

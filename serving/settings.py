@@ -13,7 +13,7 @@ class ServiceSettings(BaseSettings):
 
     Environment: ``RECSYS_ARTIFACT``, ``RECSYS_ADMIN_TOKEN``, ``RECSYS_STATE_PATH``,
     ``RECSYS_MAX_IN_FLIGHT``, ``RECSYS_WATCH_INTERVAL_S``, ``RECSYS_HOST``,
-    ``RECSYS_PORT``, ``RECSYS_LOG_JSON``.
+    ``RECSYS_PORT``, ``RECSYS_LOG_JSON``, ``RECSYS_HUGE_PAGES``.
     """
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
@@ -34,6 +34,13 @@ class ServiceSettings(BaseSettings):
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After of an overload 503.")
     watch_interval_s: float = Field(
         default=0.0, ge=0.0, description="Poll the artifact directory for newer ones (0: off)."
+    )
+    huge_pages: bool = Field(
+        default=True,
+        description=(
+            "`recsys serve` restarts itself once with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
+            "so that the faiss indexes sit on transparent huge pages (Linux, glibc >= 2.35)."
+        ),
     )
     host: str = "127.0.0.1"
     port: int = 8000

@@ -170,12 +170,19 @@ def interleave(artists: np.ndarray, size: int) -> list[int]:
     for i in remaining:
         left[artists[i]] = left.get(artists[i], 0) + 1
     last = None
+    # Counts only fall, so the largest count seen bounds every artist's count; the
+    # scan for the largest is only needed once the bound exceeds half of what is
+    # left (typically only for the last few picks).
+    bound = max(left.values(), default=0)
     while remaining:
         total = len(remaining)
         # An artist holding more than half of what is left must go now, or never fit
         # (at most one artist can: the one with most left).
-        most = max(left, key=left.__getitem__)
-        forced = most if left[most] > total // 2 and most != last else None
+        forced = None
+        if bound > total // 2:
+            most = max(left, key=left.__getitem__)
+            bound = left[most]
+            forced = most if bound > total // 2 and most != last else None
         pick = None
         for j, i in enumerate(remaining):
             a = artists[i]

@@ -155,7 +155,30 @@ class SurfaceContext:
         )
 
     def items(self, picked: list[tuple[int, float, Reason]]) -> list[Item]:
-        return [self.item(r, s, why) for r, s, why in picked]
+        """The domain items of ``(track_row, score, reason)`` triples, as :meth:`item` makes them.
+
+        Gathers the ids and titles of all rows at once: per item, numpy scalar
+        indexing cost more than building the item (a 50-track radio spent
+        0.3 ms here).
+        """
+        if not picked:
+            return []
+        rows = np.fromiter((p[0] for p in picked), dtype=np.int64, count=len(picked))
+        track_ids = self._track_ids[rows].tolist()
+        artist_ids = self._artist_ids[self.track_artist[rows]].tolist()
+        titles = self._titles[rows].tolist()
+        return [
+            Item(
+                track_id=str(tid),
+                artist_id=str(aid),
+                title=str(title) if isinstance(title, str) else None,
+                score=float(score),
+                reason=why,
+            )
+            for (_, score, why), tid, aid, title in zip(
+                picked, track_ids, artist_ids, titles, strict=True
+            )
+        ]
 
     # ----------------------------------------------------------------- tracks
 

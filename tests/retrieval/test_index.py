@@ -597,3 +597,52 @@ def test_property_hnsw_invariants(case):
         mp.setattr(index_mod, "MAX_OVERFETCH_EXTRA", cap)
         scores, got = idx.search(q, k, exclude=exclude, blocked=blocked)
     check_against_brute_force(x, ids, q, exclude, blocked, k, scores, got, exact=False)
+
+
+@pytest.mark.parametrize("metric", ["ip", "cosine"])
+def test_single_query_path_answers_as_the_batch_path(monkeypatch, metric):
+    """One query takes VectorIndex._search_one; a batch of two takes the staged path.
+
+    Both must give the same ids and scores for every mix of exclusions and blocked
+    ids: none, a few, the query's own top results (so the first pass comes up
+    short and the stages take over), ids outside the index.
+    """
+    x, q = clustered(4_000, 16, seed=5)
+    idx = build_index(x, ids=np.arange(len(x)) * 3 + 1, metric=metric, exact_threshold=0)
+    external = np.arange(len(x)) * 3 + 1
+    _, top = brute_force(x, external, q, 300, metric=metric)
+    rng = np.random.default_rng(0)
+    taken: list[int] = []
+    real_one = idx._search_one
+
+    def spy(*args, **kwargs):
+        out = real_one(*args, **kwargs)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(idx, "_search_one", spy)
+    for r in range(len(q)):
+        case = r % 5
+        exclude = None
+        blocked = None
+        if case == 1:
+            exclude = [rng.choice(external, 20, replace=False)]
+        elif case == 2:
+            exclude = [top[r, : 150 + r % 100]]  # beyond efSearch's first pass
+        elif case == 3:
+            exclude = [np.r_[top[r, :5], [0, 2, 10**9]]]  # with ids not in the index
+            blocked = top[r, 5:10]
+        elif case == 4:
+            blocked = top[(r + 1) % len(q), :50]
+        k = 10 + r % 40
+        one_s, one_i = idx.search(q[r], k, exclude=exclude, blocked=blocked)
+        two = np.stack([q[r], q[r]])
+        both = None if exclude is None else [exclude[0], exclude[0]]
+        two_s, two_i = idx.search(two, k, exclude=both, blocked=blocked)
+        np.testing.assert_array_equal(one_i[0], two_i[0])
+        np.testing.assert_array_equal(one_s[0], two_s[0])
+        banned = set() if exclude is None else set(exclude[0].tolist())
+        banned |= set() if blocked is None else set(blocked.tolist())
+        assert_well_formed(one_s, one_i, k, len(x) - len(banned), [banned])
+    # The fast path answered most queries and handed the hard ones on.
+    assert 0 < taken.count(False) < taken.count(True)

@@ -71,3 +71,61 @@ def test_report_reconciles(tmp_path: Path) -> None:
     ]
     assert summary["totals"]["excluded"] <= len(bot_streams)
     assert summary["totals"]["excluded"] >= 0.95 * len(bot_streams)
+
+
+class _Exec(Exception):
+    """Raised by the fake ``os.execve`` so that ``serve`` stops where it would restart."""
+
+
+def _fake_execve(calls: list):
+    def execve(path, argv, env):
+        calls.append((path, argv, env))
+        raise _Exec
+
+    return execve
+
+
+def test_serve_restarts_once_with_huge_pages(monkeypatch) -> None:
+    import os
+    import sys
+
+    import pytest
+
+    import training.cli as cli
+
+    calls: list = []
+    monkeypatch.setattr(cli.os, "execve", _fake_execve(calls))
+    monkeypatch.setattr(cli, "_huge_pages_available", lambda: True)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    monkeypatch.delenv("RECSYS_HUGE_PAGES", raising=False)
+    argv = ["serve", "--artifact", "/nowhere", "--port", "8123"]
+    with pytest.raises(_Exec):
+        main(argv)
+    ((path, new_argv, env),) = calls
+    assert path == sys.executable
+    assert new_argv == [sys.executable, "-m", "training.cli", *argv]
+    # Other tunables are kept; the rest of the environment is passed on.
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    assert env["PATH"] == os.environ["PATH"]
+
+
+def test_serve_does_not_restart_when_set_off_or_unavailable(monkeypatch) -> None:
+    import training.cli as cli
+
+    calls: list = []
+    monkeypatch.setattr(cli.os, "execve", _fake_execve(calls))
+    started: list = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: started.append(kw["port"]))
+    monkeypatch.setenv("RECSYS_STATE_PATH", "/nowhere/state.sqlite")
+    argv = ["serve", "--artifact", "/nowhere", "--port", "8123"]
+
+    monkeypatch.setattr(cli, "_huge_pages_available", lambda: True)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")  # the restarted process
+    assert main(argv) == 0
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    monkeypatch.setenv("RECSYS_HUGE_PAGES", "false")  # switched off
+    assert main(argv) == 0
+    monkeypatch.delenv("RECSYS_HUGE_PAGES")
+    monkeypatch.setattr(cli, "_huge_pages_available", lambda: False)  # THP "never" or not Linux
+    assert main(argv) == 0
+    assert calls == [] and started == [8123, 8123, 8123]
