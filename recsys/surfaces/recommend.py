@@ -107,14 +107,33 @@ class Recommender:
 
     # ------------------------------------------------------------------ helpers
 
-    def _item(self, track_row: int, score: float, reason: Reason) -> Item:
-        return Item(
-            track_id=str(self._track_ids[track_row]),
-            artist_id=str(self._artist_ids[self._track_artist[track_row]]),
-            title=None if self._titles[track_row] is None else str(self._titles[track_row]),
-            score=float(score),
-            reason=reason,
-        )
+    def _items(
+        self, track_rows: np.ndarray, scores: np.ndarray, reasons: list[Reason]
+    ) -> list[Item]:
+        """Domain items of catalogue tracks, shape (m,) each; ids and titles gathered at once.
+
+        Per item, numpy scalar indexing cost more than building the item.
+        """
+        track_ids = self._track_ids[track_rows].tolist()
+        artist_ids = self._artist_ids[self._track_artist[track_rows]].tolist()
+        titles = self._titles[track_rows].tolist()
+        return [
+            Item(
+                track_id=str(tid),
+                artist_id=str(aid),
+                title=None if title is None else str(title),
+                score=s,
+                reason=r,
+            )
+            for tid, aid, title, s, r in zip(
+                track_ids,
+                artist_ids,
+                titles,
+                np.asarray(scores, dtype=np.float64).tolist(),
+                reasons,
+                strict=True,
+            )
+        ]
 
     def artist_name(self, artist_row: int) -> str:
         name = self._artist_names[artist_row]
@@ -134,7 +153,7 @@ class Recommender:
         rows = rows[:k]
         listeners = self.artifact.tracks["listeners"].to_numpy()
         reason = Reason("popular", "Popular with listeners on the platform")
-        return [self._item(int(r), listeners[r] / self._max_listeners, reason) for r in rows]
+        return self._items(rows, listeners[rows] / self._max_listeners, [reason] * len(rows))
 
     def _exclusions(self, user_row: int, exclude_tracks: np.ndarray | None) -> np.ndarray:
         seen = self.artifact.seen
@@ -159,20 +178,19 @@ class Recommender:
         sims = a.artist_factors[top] @ a.item_factors[items].T  # (n_top, n_items)
         best = top[np.argmax(sims, axis=0)]
         own = a.item_artist[items]
-        top_set = set(top.tolist())
-        out = []
-        for b, o in zip(best, own, strict=True):
-            chosen = o if o in top_set else b  # the track's own artist, when the user listens to it
-            name = self.artist_name(int(chosen))
-            out.append(
-                Reason(
-                    "listened_artist",
-                    f"Because you listen to {name}",
-                    artist_id=str(self._artist_ids[chosen]),
-                    artist_name=name,
-                )
+        # The track's own artist when the user listens to it, else the closest listened one.
+        chosen = np.where(np.isin(own, top), own, best).tolist()
+        # One reason per distinct artist (reasons are immutable), built once per answer.
+        made: dict[int, Reason] = {}
+        for c in set(chosen):
+            name = self.artist_name(c)
+            made[c] = Reason(
+                "listened_artist",
+                f"Because you listen to {name}",
+                artist_id=str(self._artist_ids[c]),
+                artist_name=name,
             )
-        return out
+        return [made[c] for c in chosen]
 
     def fold_in(self, track_ids: Sequence[str], plays: Sequence[float]) -> np.ndarray | None:
         """A user vector for a history the model never saw (a new or held-out user).
@@ -221,10 +239,7 @@ class Recommender:
         valid = ids[0] >= 0
         items_ = ids[0][valid]
         reasons = self._reasons_from(exclude, items_)
-        out = [
-            self._item(int(a.item_track[it]), sc, r)
-            for it, sc, r in zip(items_, scores[0][valid], reasons, strict=True)
-        ]
+        out = self._items(a.item_track[items_], scores[0][valid], reasons)
         if len(out) < k:
             taken = np.concatenate([heard, a.item_track[items_]])
             out += self.popular(k - len(out), exclude_tracks=taken)
@@ -280,10 +295,7 @@ class Recommender:
                 valid = ids[j] >= 0
                 items_j = ids[j][valid]
                 reasons = self._reasons(int(user_rows[j]), items_j)
-                out = [
-                    self._item(int(a.item_track[it]), s, r)
-                    for it, s, r in zip(items_j, scores[j][valid], reasons, strict=True)
-                ]
+                out = self._items(a.item_track[items_j], scores[j][valid], reasons)
                 if len(out) < k:
                     # The model's items are exhausted: fill from the rest of the pool.
                     taken = np.concatenate(
