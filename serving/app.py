@@ -11,7 +11,7 @@ import recsys
 from recsys.state import StateStore
 from recsys.surfaces.engine import Engine
 from serving import errors
-from serving.holder import ArtifactWatcher, EngineHolder
+from serving.holder import ArtifactWatcher, EngineHolder, use_system_allocator_for_arrow
 from serving.metrics import ServiceMetrics, ServiceMiddleware
 from serving.routers import admin, artists, health, model, radio, users
 from serving.settings import ServiceSettings
@@ -36,6 +36,7 @@ def create_app(settings: ServiceSettings | None = None, *, engine: Engine | None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        use_system_allocator_for_arrow()  # so that reloads give memory back (see there)
         store = StateStore(settings.state_path)
         holder = EngineHolder(store, settings.artifact)
         if engine is not None:

@@ -33,3 +33,24 @@ def test_old_artifact_memory_is_released_after_reload(tmp_path: Path, monkeypatc
     gc.collect()
     assert calls == [1]
     release_memory()  # and the release itself works on this platform
+
+
+def test_service_puts_arrow_memory_where_release_memory_trims(tmp_path: Path) -> None:
+    """Arrow's own pool kept about 250 MB of every reload on the 1M pool; the service avoids it."""
+    import pyarrow as pa
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.settings import ServiceSettings
+
+    artifact = tmp_path / "a"
+    publish_synthetic_artifact(artifact, SPEC)
+    before = pa.default_memory_pool()
+    try:
+        pa.set_memory_pool(pa.mimalloc_memory_pool())  # the wheels' default
+        settings = ServiceSettings(artifact=artifact, state_path=tmp_path / "state.sqlite")
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/readyz").status_code == 200
+            assert pa.default_memory_pool().backend_name == "system"
+    finally:
+        pa.set_memory_pool(before)
