@@ -607,43 +607,30 @@ def main(argv: list[str] | None = None) -> int:
         result["engine_start_s"] = round(time.perf_counter() - t0, 1)
         logger.info("engine ready on port %d in %.1fs (%s)", port, result["engine_start_s"], first)
         rng = random.Random(args.seed)
-        warm = asyncio.run(
-            run_phase(
-                engine,
-                _requests(ids, rng),
-                clients=args.clients,
-                duration_s=args.warmup,
-                max_duration_s=args.warmup + 60,
-                timeout_s=args.timeout,
+
+        def drive(duration_s: float, max_duration_s: float, reload=None) -> Phase:
+            """One load phase of the mixed engine routes (and reloads when given)."""
+            return asyncio.run(
+                run_phase(
+                    engine,
+                    _requests(ids, rng),
+                    clients=args.clients,
+                    duration_s=duration_s,
+                    max_duration_s=max_duration_s,
+                    timeout_s=args.timeout,
+                    reload=reload,
+                )
             )
-        )
+
+        warm = drive(args.warmup, args.warmup + 60)
         logger.info("warm-up: %d requests", len(warm.records))
         status, body = asyncio.run(_get(port, f"/v1/users/{ids['known'][0]}/recommendations?k=20"))
         payload_file = work / "bare_payload.json"
         payload_file.write_bytes(body)
         result["answer_bytes"] = len(body)
-        steady_phase = asyncio.run(
-            run_phase(
-                engine,
-                _requests(ids, rng),
-                clients=args.clients,
-                duration_s=args.duration,
-                max_duration_s=args.duration + 60,
-                timeout_s=args.timeout,
-            )
-        )
+        steady_phase = drive(args.duration, args.duration + 60)
         steady = engine.status()
-        reload_phase = asyncio.run(
-            run_phase(
-                engine,
-                _requests(ids, rng),
-                clients=args.clients,
-                duration_s=args.duration,
-                max_duration_s=args.max_duration,
-                timeout_s=args.timeout,
-                reload=(base, root, token, args.reloads),
-            )
-        )
+        reload_phase = drive(args.duration, args.max_duration, (base, root, token, args.reloads))
         time.sleep(args.settle)  # what the server keeps once the last reload has settled
         after = engine.status()
     finally:
