@@ -33,7 +33,12 @@ What it does
 3. **Bare route.** Starts a bare FastAPI app with the same uvicorn settings
    (one process, same HTTP and loop implementation), whose one route returns a
    recommendations answer captured from the engine (same JSON size), and drives
-   it with the same clients for ``--duration`` seconds.
+   it with the same clients for ``--duration`` seconds. The engine's phase
+   without reloads and the bare route are measured in ``--slices`` alternating
+   slices (engine, bare, engine, bare, ...; the idle server waits meanwhile),
+   so that the throughput ratio compares the two on the same machine state:
+   on a shared machine, two phases minutes apart moved by tens of percent
+   (the bare route measured 682 to 1146 rps in one afternoon).
 
 A failure is any non-2xx answer, an answer that is not the expected JSON (no
 ``items``), a connection error or a request slower than ``--timeout``; the run
@@ -556,6 +561,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle", type=float, default=5.0, help="seconds before the last RSS")
     p.add_argument("--skip-build", action="store_true", help="use the cached artifact only")
     p.add_argument("--no-bare", action="store_true", help="skip the bare route (when iterating)")
+    p.add_argument(
+        "--slices",
+        type=int,
+        default=3,
+        help="the no-reload phase and the bare route alternate in this many slices",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--no-huge-pages",
@@ -597,10 +608,11 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
     }
 
-    # ---- engine ---------------------------------------------------------------------
+    # ---- engine and bare route -----------------------------------------------------------
     port = free_port()
     argv_engine = [sys.executable, "-m", "training.cli", "serve", "--artifact", str(root)]
     engine = Server([*argv_engine, "--port", str(port)], env, port, work / "engine.log")
+    bare = None
     try:
         t0 = time.perf_counter()
         engine.wait_ready("/readyz", timeout_s=600)
@@ -608,39 +620,59 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("engine ready on port %d in %.1fs (%s)", port, result["engine_start_s"], first)
         rng = random.Random(args.seed)
 
-        def drive(duration_s: float, max_duration_s: float, reload=None) -> Phase:
-            """One load phase of the mixed engine routes (and reloads when given)."""
+        def drive(server: Server, requests: Any, duration_s: float, reload=None) -> Phase:
+            """One load phase (and reloads when given)."""
             return asyncio.run(
                 run_phase(
-                    engine,
-                    _requests(ids, rng),
+                    server,
+                    requests,
                     clients=args.clients,
                     duration_s=duration_s,
-                    max_duration_s=max_duration_s,
+                    max_duration_s=args.max_duration if reload else duration_s + 60,
                     timeout_s=args.timeout,
                     reload=reload,
                 )
             )
 
-        warm = drive(args.warmup, args.warmup + 60)
+        engine_requests = _requests(ids, rng)
+        warm = drive(engine, engine_requests, args.warmup)
         logger.info("warm-up: %d requests", len(warm.records))
         status, body = asyncio.run(_get(port, f"/v1/users/{ids['known'][0]}/recommendations?k=20"))
         payload_file = work / "bare_payload.json"
         payload_file.write_bytes(body)
         result["answer_bytes"] = len(body)
-        steady_phase = drive(args.duration, args.duration + 60)
+        slices = max(1, args.slices)
+        if args.no_bare:
+            steady_phase = drive(engine, engine_requests, args.duration)
+            bare_phase, bare_status = Phase(elapsed_s=1.0), {"VmRSS": 0}
+            result["bare_answer_bytes"] = 0
+        else:
+            # The bare route is measured in slices alternating with the engine's, so that
+            # both see the same machine (a shared one drifts by tens of percent in minutes).
+            bare, bare_requests = start_bare(args, env, work, payload_file, ids, result)
+            drive(bare, bare_requests, args.warmup)
+            engine_slices, bare_slices = [], []
+            for _ in range(slices):
+                engine_slices.append(drive(engine, engine_requests, args.duration / slices))
+                bare_slices.append(drive(bare, bare_requests, args.duration / slices))
+            steady_phase, bare_phase = merge(engine_slices), merge(bare_slices)
+            result["slice_ratios"] = [
+                round(len(e.records) / e.elapsed_s / max(len(b.records) / b.elapsed_s, 1e-9), 3)
+                for e, b in zip(engine_slices, bare_slices, strict=True)
+            ]
+            bare_status = bare.status()
+            bare.stop()
+            bare = None
         steady = engine.status()
-        reload_phase = drive(args.duration, args.max_duration, (base, root, token, args.reloads))
+        reload = (base, root, token, args.reloads)
+        reload_phase = drive(engine, engine_requests, args.duration, reload)
         time.sleep(args.settle)  # what the server keeps once the last reload has settled
         after = engine.status()
     finally:
         engine.stop()
+        if bare is not None:
+            bare.stop()
 
-    # ---- bare route ----------------------------------------------------------------------
-    if args.no_bare:
-        bare_phase, bare_status, result["bare_answer_bytes"] = Phase(elapsed_s=1.0), {"VmRSS": 0}, 0
-    else:
-        bare_phase, bare_status = run_bare(args, env, work, payload_file, ids, result)
     phases = {"steady": steady_phase, "reloads": reload_phase, "bare": bare_phase}
     report(args, result, phases, {"steady": steady, "after": after, "bare": bare_status})
     shutil.rmtree(root, ignore_errors=True)
@@ -649,47 +681,40 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures or reloads_ok != args.reloads else 0
 
 
-def run_bare(
+def merge(phases: list[Phase]) -> Phase:
+    """One phase of several slices of the same load (records, time and CPU added up)."""
+    out = Phase()
+    for ph in phases:
+        out.records.extend(ph.records)
+        for k, v in ph.errors.items():
+            out.errors[k] = out.errors.get(k, 0) + v
+        out.rss_samples.extend(ph.rss_samples)
+        out.elapsed_s += ph.elapsed_s
+        out.client_cpu_s += ph.client_cpu_s
+        out.server_cpu_s += ph.server_cpu_s
+    return out
+
+
+def start_bare(
     args: argparse.Namespace,
     env: dict[str, str],
     work: Path,
     payload_file: Path,
     ids: dict[str, list[str]],
     result: dict[str, Any],
-) -> tuple[Phase, dict[str, int]]:
-    """The bare route's phase, and its server's final status."""
+) -> tuple[Server, Any]:
+    """The bare route's server (ready) and its request stream."""
     port = free_port()
     argv_bare = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(payload_file)]
     bare = Server([*argv_bare, "--port", str(port)], env, port, work / "bare.log")
     try:
         bare.wait_ready("/readyz", timeout_s=60)
         status, body = asyncio.run(_get(port, "/bare/users/u1/recommendations?k=20"))
-        result["bare_answer_bytes"] = len(body)
-        rng = random.Random(args.seed + 1)
-        asyncio.run(
-            run_phase(
-                bare,
-                _bare_requests(ids, rng),
-                clients=args.clients,
-                duration_s=args.warmup,
-                max_duration_s=args.warmup + 60,
-                timeout_s=args.timeout,
-            )
-        )
-        bare_phase = asyncio.run(
-            run_phase(
-                bare,
-                _bare_requests(ids, rng),
-                clients=args.clients,
-                duration_s=args.duration,
-                max_duration_s=args.duration + 60,
-                timeout_s=args.timeout,
-            )
-        )
-        bare_status = bare.status()
-    finally:
+    except BaseException:
         bare.stop()
-    return bare_phase, bare_status
+        raise
+    result["bare_answer_bytes"] = len(body)
+    return bare, _bare_requests(ids, random.Random(args.seed + 1))
 
 
 def report(
@@ -773,6 +798,8 @@ def report(
         f"\nthroughput ratio engine / bare: {ratios['steady']:.2f} without reloads, "
         f"{ratios['reloads']:.2f} while reloading"
     )
+    if result.get("slice_ratios"):
+        print(f"  per alternating slice (engine, then bare): {result['slice_ratios']}")
     secs = [r["seconds"] for r in reloading.reloads]
     print(
         f"reloads: {reloads_ok}/{args.reloads} changed model_version as expected; "
