@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from recsys.contract.load import ContractData, load_contract
@@ -117,7 +117,15 @@ def test_near_misses_are_not_campaigns(genuine: dict[str, pd.DataFrame]) -> None
     assert result.rule_ratio[:, CAMPAIGN].max() < 1.0
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: Most tracks a listener of ``genuine_plays`` draws from its favourite style (70 % of 60).
+_MOST_FROM_STYLE = 42
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(
     seed=st.integers(0, 2**32 - 1),
     n_users=st.integers(100, 400),
@@ -128,6 +136,11 @@ def test_near_misses_are_not_campaigns(genuine: dict[str, pd.DataFrame]) -> None
 def test_genuine_listeners_with_clustered_taste_are_never_a_campaign(
     seed: int, n_users: int, n_styles: int, n_artists: int
 ) -> None:
+    # Clustered, not identical: a style must hold at least twice what its heaviest fans
+    # draw from it. In smaller styles those fans all play the whole style, identical sets
+    # of several artists' tracks, which no rule can tell from a campaign (hypothesis
+    # found seed 179, 100 users, 7 styles of 22 tracks: 10 fans flagged).
+    assume(3 * n_artists >= 2 * _MOST_FROM_STYLE * n_styles)
     tables = genuine_plays(
         n_users=n_users, n_tracks=3 * n_artists, n_artists=n_artists, n_styles=n_styles, seed=seed
     )
