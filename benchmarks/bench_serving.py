@@ -117,11 +117,16 @@ def _spec(args: argparse.Namespace) -> Any:
 def ensure_artifact(args: argparse.Namespace) -> Path:
     """The synthetic artifact for ``args``, built under ``--work`` unless already there."""
     from recsys.artifact.store import read_manifest
+    from recsys.config import RetrievalConfig
     from recsys.errors import ArtifactError
     from recsys.synth.artifact import publish_synthetic_artifact
 
     spec = _spec(args)
-    base = Path(args.work) / f"base-{spec.n_pool_tracks}-d{spec.factors}-s{spec.seed}"
+    storage = getattr(args, "storage", None) or RetrievalConfig().hnsw_storage
+    retrieval = RetrievalConfig(hnsw_storage=storage)
+    # Artifacts from before the float16 default (storage float32) keep their old name.
+    suffix = "" if storage == "float32" else f"-{storage}"
+    base = Path(args.work) / f"base-{spec.n_pool_tracks}-d{spec.factors}-s{spec.seed}{suffix}"
     try:
         manifest = read_manifest(base, verify=False)
         if manifest.get("data", {}).get("spec") == dataclasses.asdict(spec):
@@ -134,7 +139,7 @@ def ensure_artifact(args: argparse.Namespace) -> Path:
         raise SystemExit(f"--skip-build: no artifact for this spec at {base}")
     t0 = time.perf_counter()
     logger.info("building a synthetic artifact with a %d-track pool at %s ...", args.tracks, base)
-    publish_synthetic_artifact(base, spec)
+    publish_synthetic_artifact(base, spec, retrieval=retrieval)
     logger.info("built in %.0fs", time.perf_counter() - t0)
     return base
 
@@ -552,6 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default="/tmp/recsys-bench-serving", help="cache and logs")
     p.add_argument("--tracks", type=int, default=1_000_000, help="pool tracks")
     p.add_argument("--factors", type=int, default=64)
+    p.add_argument(
+        "--storage",
+        choices=["float16", "float32"],
+        help="vectors of the HNSW indexes (default: the training default, float16)",
+    )
     p.add_argument("--duration", type=float, default=30.0, help="seconds of load per phase")
     p.add_argument("--max-duration", type=float, default=600.0, help="hard cap of a phase")
     p.add_argument("--clients", type=int, default=16)

@@ -239,6 +239,7 @@ def train(
             hnsw_m=rc.hnsw_m,
             ef_construction=rc.ef_construction,
             ef_search=rc.ef_search,
+            storage=rc.hnsw_storage,
         )
         user_index = build_index(model.item_factors_, item_ids, metric="ip", **index_kw)
         item_index = build_index(model.item_factors_, item_ids, metric="cosine", **index_kw)

@@ -41,7 +41,11 @@ Index kinds
 
 Memory
 ------
-The vectors live once, inside faiss.  Exact scores (HNSW) and the exact last-resort
+The vectors live once, inside faiss, as float32 or (``storage="float16"``, HNSW
+graphs in the ``"ip"`` space: the training default, ``RetrievalConfig.hnsw_storage``)
+as float16, which halves them and makes a search over a large pool cheaper (it is
+bound by memory latency).  With float16, the search, the exact scores and the
+vectors handed out (:attr:`VectorIndex.vectors`) are the stored, rounded ones.  Exact scores (HNSW) and the exact last-resort
 search read them through a zero-copy numpy view of the flat storage
 (``IndexFlat.get_xb``) and faiss's own flat storage index, so no second copy is
 kept.  A 1M x 64 HNSW index holds 1M x 65 float32 (260 MB; 1M x 64 for the IP
@@ -93,6 +97,7 @@ logger = logging.getLogger(__name__)
 Metric = Literal["ip", "cosine"]
 Kind = Literal["exact", "hnsw"]
 HnswSpace = Literal["l2-augmented", "ip"]
+Storage = Literal["float32", "float16"]
 
 #: Version of the on-disk layout written by :meth:`VectorIndex.save`.
 FORMAT_VERSION = 1
@@ -177,9 +182,11 @@ class VectorIndex:
         ef_construction: int = 100,
         max_norm: float = 0.0,
         hnsw_space: HnswSpace = "ip",
+        storage: Storage = "float32",
     ) -> None:
         _check_metric(metric)
         _check_space(hnsw_space)
+        _check_storage(storage, kind, hnsw_space)
         if kind not in ("exact", "hnsw"):
             raise ValueError(f"kind must be 'exact' or 'hnsw', got {kind!r}")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -204,8 +211,9 @@ class VectorIndex:
         self._hnsw_space: HnswSpace = hnsw_space
         # The flat storage: the index itself (exact) or the HNSW's storage index.
         # It serves the exact last-resort search and the zero-copy vector view.
+        self._storage: Storage = storage
         self._flat = index if kind == "exact" else faiss.downcast_index(index.storage)
-        self._stored = _flat_view(self._flat)
+        self._stored = _stored_view(self._flat, storage)
         # External id -> position: identity when ids are 0..n-1 (the default),
         # else a sorted copy built on first use (only exclusions need it).
         n = self.ntotal
@@ -227,6 +235,11 @@ class VectorIndex:
     def hnsw_space(self) -> HnswSpace:
         """Graph space of an HNSW index (meaningless for exact indexes)."""
         return self._hnsw_space
+
+    @property
+    def storage(self) -> Storage:
+        """How the vectors are stored: ``"float32"``, or ``"float16"`` (HNSW, ``"ip"`` space)."""
+        return self._storage
 
     @property
     def ntotal(self) -> int:
@@ -254,9 +267,10 @@ class VectorIndex:
 
         What faiss holds: the vectors as given to :func:`build_index` for
         ``"ip"``, row-normalised ones for ``"cosine"`` (exactly the vectors the
-        search scores). ``None`` when they cannot be shown that way without a
-        copy: augmented HNSW storage, or ids other than ``0 .. ntotal - 1``.
-        Valid as long as this index is alive.
+        search scores), float32, or float16 for ``storage="float16"``. ``None``
+        when they cannot be shown that way without a copy: augmented HNSW
+        storage, or ids other than ``0 .. ntotal - 1``. Valid as long as this
+        index is alive.
         """
         if self._augmented or not self._identity_ids:
             return None
@@ -712,6 +726,7 @@ class VectorIndex:
             "ef_construction": self._ef_construction,
             "max_norm": self._max_norm,
             "hnsw_space": self._hnsw_space,
+            "storage": self._storage,
             "faiss_version": faiss.__version__,
         }
         tmp = index_path.with_name(index_path.name + ".tmp")
@@ -764,6 +779,7 @@ class VectorIndex:
                 ef_construction=int(meta["ef_construction"]),
                 max_norm=float(meta["max_norm"]),
                 hnsw_space=meta.get("hnsw_space", "l2-augmented"),
+                storage=meta.get("storage", "float32"),
             )
         except (KeyError, ValueError, RuntimeError) as exc:
             raise ArtifactError(f"cannot load index {name!r} from {directory}: {exc}") from exc
@@ -781,6 +797,7 @@ def build_index(
     random_state: int | None = 0,
     n_threads: int | None = None,
     hnsw_space: HnswSpace = "ip",
+    storage: Storage = "float32",
 ) -> VectorIndex:
     """Build an exact or HNSW index over the trusted-pool vectors.
 
@@ -807,6 +824,14 @@ def build_index(
         HNSW graph space: raw inner product (default: far better recall when item
         norms vary widely, as ALS factors' do) or L2 over MIPS-augmented vectors
         (the textbook reduction; see the module notes).  Ignored for exact indexes.
+    storage : {"float32", "float16"}
+        How an HNSW graph in the ``"ip"`` space stores its vectors. ``"float16"``
+        halves their memory and the memory traffic of a search, which is bound by
+        memory latency: on the 1M x 64 benchmark pool, the user index's search
+        went from 0.575 to 0.301 ms with recall@20 0.9707 and 0.9705. The graph
+        is built, searched and scored on the stored (rounded) vectors. Exact
+        indexes always store float32 (``storage`` is ignored for them); the
+        augmented L2 space only supports float32.
 
     Returns
     -------
@@ -820,6 +845,8 @@ def build_index(
     """
     _check_metric(metric)
     _check_space(hnsw_space)
+    if storage not in ("float32", "float16"):
+        raise ValueError(f"storage must be 'float32' or 'float16', got {storage!r}")
     x = np.asarray(vectors)
     if x.ndim != 2 or x.shape[1] < 1:
         raise ValueError(f"vectors must have shape (n, d) with d >= 1, got {x.shape}")
@@ -833,6 +860,9 @@ def build_index(
     if hnsw_m < 2 or ef_construction < 1 or ef_search < 1:
         raise ValueError("hnsw_m must be >= 2 and ef_construction, ef_search >= 1")
     kind: Kind = "exact" if n < exact_threshold else "hnsw"
+    if kind == "exact":
+        storage = "float32"
+    _check_storage(storage, kind, hnsw_space)
 
     t0 = time.perf_counter()
     max_norm = 0.0
@@ -847,7 +877,14 @@ def build_index(
                 index = faiss.IndexHNSWFlat(d + 1, hnsw_m)  # METRIC_L2 by default
             else:
                 stored = _normalised(x) if metric == "cosine" else _float32(x)
-                index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+                if storage == "float16":
+                    if n and float(np.abs(stored).max()) > _FLOAT16_MAX:
+                        raise ValueError("vectors exceed the float16 range; use storage='float32'")
+                    index = faiss.IndexHNSWSQ(
+                        d, faiss.ScalarQuantizer.QT_fp16, hnsw_m, faiss.METRIC_INNER_PRODUCT
+                    )
+                else:
+                    index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = ef_construction
             index.hnsw.efSearch = ef_search
             seed = (
@@ -861,10 +898,11 @@ def build_index(
             # Drop the temporary augmented/normalised copy now: faiss holds its own.
             del stored
     logger.info(
-        "built %s %s index (%s) over %d x %d vectors in %.2f s",
+        "built %s %s index (%s, %s) over %d x %d vectors in %.2f s",
         kind,
         metric,
         hnsw_space if kind == "hnsw" else "flat",
+        storage,
         n,
         d,
         time.perf_counter() - t0,
@@ -880,10 +918,22 @@ def build_index(
         ef_construction=ef_construction,
         max_norm=max_norm,
         hnsw_space=hnsw_space,
+        storage=storage,
     )
 
 
 # ---------------------------------------------------------------------- helpers
+#: Largest finite float16.
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def _check_storage(storage: str, kind: str, hnsw_space: str) -> None:
+    if storage not in ("float32", "float16"):
+        raise ValueError(f"storage must be 'float32' or 'float16', got {storage!r}")
+    if storage == "float16" and (kind != "hnsw" or hnsw_space != "ip"):
+        raise ValueError("float16 storage is for HNSW graphs in the 'ip' space only")
+
+
 def _check_metric(metric: str) -> None:
     if metric not in ("ip", "cosine"):
         raise ValueError(f"metric must be 'ip' or 'cosine', got {metric!r}")
@@ -975,6 +1025,31 @@ def _augmented(x: np.ndarray, *, normalise: bool) -> tuple[np.ndarray, float]:
     # Clip: rounding can make M^2 - |x|^2 slightly negative for the longest rows.
     out[:, d] = np.sqrt(np.maximum(max_sq - sq, 0.0))
     return out, math.sqrt(max_sq)
+
+
+def _stored_view(storage: faiss.Index, kind: Storage) -> np.ndarray:
+    """Read-only zero-copy view (ntotal, d) of the stored vectors, float32 or float16.
+
+    A float16 HNSW stores its vectors in an ``IndexScalarQuantizer`` with
+    ``QT_fp16``, whose codes are the IEEE half floats, row after row.
+    """
+    if kind == "float32":
+        if not isinstance(faiss.downcast_index(storage), faiss.IndexFlat):
+            raise ValueError(f"float32 storage expected, faiss holds {type(storage).__name__}")
+        return _flat_view(storage)
+    sq = faiss.downcast_index(storage)
+    if (
+        not isinstance(sq, faiss.IndexScalarQuantizer)
+        or sq.sq.qtype != faiss.ScalarQuantizer.QT_fp16
+    ):
+        raise ValueError(f"float16 storage expected, faiss holds {type(sq).__name__}")
+    n, d = int(sq.ntotal), int(sq.d)
+    if n == 0:
+        return np.empty((0, d), dtype=np.float16)
+    raw = faiss.rev_swig_ptr(sq.codes.data(), n * int(sq.code_size))
+    view = raw.view(np.float16).reshape(n, d)
+    view.flags.writeable = False
+    return cast(np.ndarray, view)
 
 
 def _flat_view(flat: faiss.Index) -> np.ndarray:

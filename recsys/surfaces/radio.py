@@ -49,7 +49,7 @@ def query_vector(
     """Unit query of a radio: the seed's vector, blended with the user's; ``None`` if none."""
     q = None
     if seed_track is not None and ctx.model_row[seed_track] >= 0:
-        q = ctx.item_unit[ctx.model_row[seed_track]]
+        q = ctx.item_unit[ctx.model_row[seed_track]].astype(np.float32)  # float16 when so stored
     elif ctx.artist_has_vector[seed_artist]:
         q = ctx.artist_unit[seed_artist]
     if user_row is not None:

@@ -390,6 +390,7 @@ def synthetic_parts(
         hnsw_m=retrieval.hnsw_m,
         ef_construction=retrieval.ef_construction,
         ef_search=retrieval.ef_search,
+        storage=retrieval.hnsw_storage,
     )
     ids = np.arange(n_items, dtype=np.int64)
     user_index = build_index(item_factors, ids, metric="ip", **index_kw)

@@ -160,6 +160,48 @@ def test_hnsw_recall_against_exact(hnsw_case):
     np.testing.assert_allclose(scores, true_scores, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("metric", ["ip", "cosine"])
+def test_float16_storage_recall_scores_and_memory(clustered_data, metric):
+    x, q = clustered_data
+    exact = build_index(x, metric=metric)
+    full = build_index(x, metric=metric, exact_threshold=0)
+    half = build_index(x, metric=metric, exact_threshold=0, storage="float16")
+    assert (half.kind, half.storage, full.storage) == ("hnsw", "float16", "float32")
+    assert half.vectors.dtype == np.float16 and full.vectors.dtype == np.float32
+    v = x if metric == "ip" else x / np.linalg.norm(x, axis=1, keepdims=True)
+    # The stored vectors are the inputs in float16 (faiss rounds a few of them the other
+    # way than numpy: within one unit in the last place), zero-copy and read-only.
+    np.testing.assert_array_max_ulp(half.vectors, v.astype(np.float16), maxulp=1)
+    assert not half.vectors.flags.writeable
+    assert half.memory_bytes < full.memory_bytes - x.size  # 2 bytes less per component
+    _, truth = exact.search(q, K)
+    scores, found = half.search(q, K)
+    assert recall(found, truth) >= 0.95
+    assert_well_formed(scores, found, K, len(x))
+    # Scores: exact inner products of the query with the stored (rounded) vectors.
+    qq = q if metric == "ip" else q / np.linalg.norm(q, axis=1, keepdims=True)
+    stored = half.vectors.astype(np.float32)
+    np.testing.assert_allclose(
+        scores, np.einsum("rkd,rd->rk", stored[found], qq), rtol=1e-5, atol=1e-5
+    )
+    # Exclusions and blocked ids work as with float32 storage.
+    banned = [set(found[r, :5].tolist()) for r in range(len(q))]
+    s2, f2 = half.search(q, K, exclude=[found[r, :5] for r in range(len(q))], blocked=[0, 1])
+    assert_well_formed(s2, f2, K, len(x), [b | {0, 1} for b in banned])
+
+
+def test_float16_storage_rules():
+    x = np.random.default_rng(0).standard_normal((300, 4)).astype(np.float32)
+    # Exact indexes keep float32 whatever is asked (the same settings serve small pools).
+    assert build_index(x, storage="float16").storage == "float32"
+    with pytest.raises(ValueError, match="'ip' space only"):
+        build_index(x, exact_threshold=0, hnsw_space="l2-augmented", storage="float16")
+    with pytest.raises(ValueError, match="float16 range"):
+        build_index(x * 1e5, exact_threshold=0, storage="float16")
+    with pytest.raises(ValueError, match="storage must be"):
+        build_index(x, storage="int8")
+
+
 def test_hnsw_ip_space_keeps_recall_with_skewed_norms():
     # ALS-like norm spread: the L2-augmented reduction degrades here, the IP graph
     # (the default, because the engine indexes ALS factors) does not.
@@ -387,19 +429,27 @@ def test_non_contiguous_external_ids_are_preserved(kind_threshold):
 
 # ----------------------------------------------------------- persistence
 @pytest.mark.parametrize(
-    ("kind_threshold", "metric", "space"),
+    ("kind_threshold", "metric", "space", "storage"),
     [
-        (10**9, "ip", "l2-augmented"),
-        (0, "ip", "l2-augmented"),
-        (0, "cosine", "l2-augmented"),
-        (0, "ip", "ip"),
+        (10**9, "ip", "l2-augmented", "float32"),
+        (0, "ip", "l2-augmented", "float32"),
+        (0, "cosine", "l2-augmented", "float32"),
+        (0, "ip", "ip", "float32"),
+        (0, "ip", "ip", "float16"),
+        (0, "cosine", "ip", "float16"),
     ],
 )
-def test_save_load_round_trip(tmp_path, kind_threshold, metric, space):
+def test_save_load_round_trip(tmp_path, kind_threshold, metric, space, storage):
     x, q = clustered(2_000, 8, seed=12)
     ext = np.arange(len(x), dtype=np.int64)[::-1] * 3
     idx = build_index(
-        x, ext, metric=metric, exact_threshold=kind_threshold, hnsw_space=space, ef_search=40
+        x,
+        ext,
+        metric=metric,
+        exact_threshold=kind_threshold,
+        hnsw_space=space,
+        ef_search=40,
+        storage=storage,
     )
     files = idx.save(tmp_path / "sub", "pool")
     assert all(p.is_file() for p in files) and len(files) == 3
@@ -411,6 +461,7 @@ def test_save_load_round_trip(tmp_path, kind_threshold, metric, space):
         loaded.dim,
         loaded.ef_search,
         loaded.hnsw_space,
+        loaded.storage,
     ) == (
         idx.kind,
         idx.metric,
@@ -418,6 +469,7 @@ def test_save_load_round_trip(tmp_path, kind_threshold, metric, space):
         idx.dim,
         idx.ef_search,
         idx.hnsw_space,
+        storage,
     )
     exclude = [ext[:5]] * len(q)
     for got, ref in zip(

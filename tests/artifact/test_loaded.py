@@ -1,0 +1,40 @@
+"""A loaded artifact holds its item vectors once: the indexes' storage, float32 or float16."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.artifact.loaded import Artifact
+from recsys.config import RetrievalConfig
+from recsys.surfaces.engine import Engine
+from recsys.synth.artifact import SyntheticSpec, publish_synthetic_artifact
+
+SPEC = SyntheticSpec(n_pool_tracks=600, n_artists=30, n_users=40, factors=8, n_styles=3)
+
+
+@pytest.mark.parametrize("storage", ["float16", "float32"])
+def test_item_vectors_are_the_index_storage(tmp_path: Path, storage: str) -> None:
+    retrieval = RetrievalConfig(exact_threshold=0, hnsw_storage=storage)  # HNSW even when small
+    publish_synthetic_artifact(tmp_path / "a", SPEC, retrieval=retrieval)
+    art = Artifact.load(tmp_path / "a")
+    assert art.user_index.storage == art.item_index.storage == storage
+    saved = np.load(tmp_path / "a" / "model/item_factors.npy")
+    assert saved.dtype == np.float32  # the artifact keeps the model's float32 factors
+    # Served: the user index's own vectors (no second copy), equal to the saved factors
+    # (in float16 to within one unit in the last place).
+    assert art.item_factors.dtype == np.dtype(storage)
+    assert np.shares_memory(art.item_factors, art.user_index.vectors)
+    np.testing.assert_allclose(art.item_factors.astype(np.float32), saved, rtol=2**-10, atol=1e-7)
+    assert np.shares_memory(art.item_unit, art.item_index.vectors)
+
+    engine = Engine.load(tmp_path / "a")
+    user = str(art.user_ids[0])
+    recs = engine.recommender.for_user(user, 10)
+    assert recs.personalized and len(recs.items) == 10
+    scores = [i.score for i in recs.items]
+    assert scores == sorted(scores, reverse=True)
+    artist = str(art.artists["artist_id"].iloc[0])
+    assert len(engine.listening.artist_radio(artist, 20).items) == 20
