@@ -125,9 +125,17 @@ class Artifact:
 
     @functools.cached_property
     def gram(self) -> np.ndarray:
-        """``Y^T Y`` of the item factors, shape (d, d), float64, computed once (fold-in)."""
-        y = self.item_factors.astype(np.float64)
-        return y.T @ y
+        """``Y^T Y`` of the item factors, shape (d, d), float64, computed once (fold-in).
+
+        In row blocks: a float64 copy of all 1M x 64 factors would be a 512 MB
+        spike in the request that first needs this.
+        """
+        y = self.item_factors
+        out = np.zeros((y.shape[1], y.shape[1]))
+        for start in range(0, len(y), _GRAM_ROWS):
+            block = y[start : start + _GRAM_ROWS].astype(np.float64)
+            out += block.T @ block
+        return out
 
     @functools.cached_property
     def artist_unit(self) -> np.ndarray:
@@ -273,6 +281,10 @@ def _row(index: pd.Index, key: str) -> int:
 
 #: Rows compared at once when checking that an index holds the saved item factors.
 _COMPARE_ROWS = 1 << 16
+
+
+#: Rows per block of :attr:`Artifact.gram` (16 MB of float64 at 64 factors).
+_GRAM_ROWS = 32_768
 
 
 def _held_once(saved: np.ndarray, index: VectorIndex) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import recsys.artifact.loaded as loaded_module
 from recsys.artifact.loaded import Artifact
 from recsys.config import RetrievalConfig
 from recsys.surfaces.engine import Engine
@@ -38,3 +39,12 @@ def test_item_vectors_are_the_index_storage(tmp_path: Path, storage: str) -> Non
     assert scores == sorted(scores, reverse=True)
     artist = str(art.artists["artist_id"].iloc[0])
     assert len(engine.listening.artist_radio(artist, 20).items) == 20
+
+
+def test_gram_in_blocks_equals_the_whole_product(tmp_path: Path, monkeypatch) -> None:
+    publish_synthetic_artifact(tmp_path / "a", SPEC)
+    art = Artifact.load(tmp_path / "a")
+    monkeypatch.setattr(loaded_module, "_GRAM_ROWS", 7)  # many blocks, the last one short
+    y = np.asarray(art.item_factors, dtype=np.float64)
+    assert len(y) % 7 != 0
+    np.testing.assert_allclose(art.gram, y.T @ y, rtol=1e-12)
