@@ -48,3 +48,19 @@ def test_gram_in_blocks_equals_the_whole_product(tmp_path: Path, monkeypatch) ->
     y = np.asarray(art.item_factors, dtype=np.float64)
     assert len(y) % 7 != 0
     np.testing.assert_allclose(art.gram, y.T @ y, rtol=1e-12)
+
+
+def test_holds_allows_one_unit_in_the_last_place_only() -> None:
+    saved = np.array([[1.0, -2.5, 1e-3], [3.0, -0.1, 7.0]], dtype=np.float32)
+    held = saved.astype(np.float16)
+    assert loaded_module._holds(held, saved)
+    bits = held.view(np.int16).copy()
+    bits[0, 1] += 1  # the next half float (away from zero, for a negative value)
+    assert loaded_module._holds(bits.view(np.float16), saved)
+    bits[1, 0] += 2  # two units: another value
+    assert not loaded_module._holds(bits.view(np.float16), saved)
+    flipped = held.copy()
+    flipped[1, 2] = -flipped[1, 2]
+    assert not loaded_module._holds(flipped, saved)
+    assert loaded_module._holds(saved.copy(), saved)
+    assert not loaded_module._holds(saved * 1.0001, saved)
