@@ -1,12 +1,17 @@
-"""A reload hands the old artifact's memory back to the OS once nothing uses it."""
+"""Reloads: the old artifact's memory goes back to the OS; loading uses short GIL slices."""
 
 from __future__ import annotations
 
 import gc
+import sys
 from pathlib import Path
 
+import pytest
+
 import serving.holder as holder_module
+from recsys.errors import ArtifactError
 from recsys.state import StateStore
+from recsys.surfaces.engine import Engine
 from recsys.synth.artifact import SyntheticSpec, publish_synthetic_artifact
 from serving.holder import EngineHolder, release_memory
 
@@ -54,3 +59,30 @@ def test_service_puts_arrow_memory_where_release_memory_trims(tmp_path: Path) ->
             assert pa.default_memory_pool().backend_name == "system"
     finally:
         pa.set_memory_pool(before)
+
+
+def test_reload_loads_with_short_gil_slices_and_restores_them(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    publish_synthetic_artifact(root / "a", SPEC)
+    holder = EngineHolder(StateStore(tmp_path / "state.sqlite"), root)
+    holder.load_initial()
+    publish_synthetic_artifact(root / "b", SPEC)
+    seen: list[float] = []
+    real_load = Engine.load
+
+    def load(*args, **kwargs):
+        seen.append(sys.getswitchinterval())
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(Engine, "load", load)
+    before = sys.getswitchinterval()
+    changed, _ = holder.reload()
+    assert changed and seen == [holder_module.RELOAD_SWITCH_INTERVAL_S]
+    assert sys.getswitchinterval() == before
+    # Restored after a refused reload too.
+    monkeypatch.setattr(Engine, "load", lambda *a, **k: (_ for _ in ()).throw(ArtifactError("x")))
+    publish_synthetic_artifact(root / "d", SPEC)
+    with pytest.raises(ArtifactError):
+        holder.reload()
+    assert sys.getswitchinterval() == before
