@@ -831,9 +831,9 @@ def build_index(
         memory latency: on the 1M x 64 benchmark pool, a user search in faiss took
         0.37-0.42 ms against 0.49 ms, at recall@20 0.974 for both (see
         ``docs/serving.md``). The graph is built, searched and scored on the
-        stored (rounded) vectors. Exact
-        indexes always store float32 (``storage`` is ignored for them); the
-        augmented L2 space only supports float32.
+        stored (rounded) vectors. Exact indexes always store float32
+        (``storage`` is ignored for them); the augmented L2 space only supports
+        float32.
 
     Returns
     -------
@@ -847,8 +847,7 @@ def build_index(
     """
     _check_metric(metric)
     _check_space(hnsw_space)
-    if storage not in ("float32", "float16"):
-        raise ValueError(f"storage must be 'float32' or 'float16', got {storage!r}")
+    _check_storage(storage)  # before an exact index's float32 replaces it
     x = np.asarray(vectors)
     if x.ndim != 2 or x.shape[1] < 1:
         raise ValueError(f"vectors must have shape (n, d) with d >= 1, got {x.shape}")
@@ -929,10 +928,11 @@ def build_index(
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
-def _check_storage(storage: str, kind: str, hnsw_space: str) -> None:
+def _check_storage(storage: str, kind: str | None = None, hnsw_space: str | None = None) -> None:
+    """A known storage, and (when ``kind`` is given) one that the index kind and space allow."""
     if storage not in ("float32", "float16"):
         raise ValueError(f"storage must be 'float32' or 'float16', got {storage!r}")
-    if storage == "float16" and (kind != "hnsw" or hnsw_space != "ip"):
+    if kind is not None and storage == "float16" and (kind != "hnsw" or hnsw_space != "ip"):
         raise ValueError("float16 storage is for HNSW graphs in the 'ip' space only")
 
 
