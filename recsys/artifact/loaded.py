@@ -321,7 +321,7 @@ def _holds(held: np.ndarray, saved: np.ndarray) -> bool:
 
     faiss's float16 encoding rounds a few values (about 0.006 % of them, measured) to
     the neighbouring half float of numpy's, so the float16 comparison allows one unit
-    in the last place (relative 2**-10, or the smallest subnormal near zero).
+    in the last place: bit patterns one apart, of the same sign.
     """
     if held.dtype == saved.dtype:
         return bool(np.array_equal(held, saved))
