@@ -68,7 +68,7 @@ if __name__ == "__main__":
 
 
 def tree_status(pid: int) -> dict[str, int]:
-    """RSS (KiB) and CPU ticks of a process and all its descendants."""
+    """RSS (``VmRSS``, KiB) and CPU ticks of a process and all its descendants."""
     pids, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -87,7 +87,7 @@ def tree_status(pid: int) -> dict[str, int]:
             continue
         rss += next(int(x.split()[1]) for x in status if x.startswith("VmRSS:"))
         ticks += int(fields[11]) + int(fields[12])
-    return {"rss_kib": rss, "cpu_ticks": ticks, "processes": len(pids)}
+    return {"VmRSS": rss, "cpu_ticks": ticks, "processes": len(pids)}
 
 
 def connections_per_process(port: int, root_pid: int) -> list[int]:
@@ -114,21 +114,21 @@ def connections_per_process(port: int, root_pid: int) -> list[int]:
     return sorted((n for n in counts.values() if n), reverse=True)
 
 
-async def drive(ports: list[int], requests: Any, clients: int, duration_s: float) -> bs.Phase:
-    """``clients`` closed-loop connections dealt round-robin over ``ports``."""
-    phase = bs.Phase()
-    stop = asyncio.Event()
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    tasks = [
-        asyncio.create_task(bs.client(ports[i % len(ports)], requests, stop, phase, 10.0))
-        for i in range(clients)
-    ]
-    await asyncio.sleep(duration_s)
-    stop.set()
-    await asyncio.gather(*tasks)
-    phase.elapsed_s = time.perf_counter() - t0
-    phase.client_cpu_s = time.process_time() - cpu0
-    return phase
+def drive(group: Group, requests: Any, clients: int, duration_s: float) -> bs.Phase:
+    """``clients`` closed-loop connections dealt round-robin over the group's servers."""
+    return asyncio.run(run(group, requests, clients, duration_s))
+
+
+async def run(group: Group, requests: Any, clients: int, duration_s: float) -> bs.Phase:
+    return await bs.run_phase(
+        group,
+        requests,
+        clients=clients,
+        duration_s=duration_s,
+        max_duration_s=duration_s + 60,
+        timeout_s=10.0,
+        ports=group.ports,
+    )
 
 
 class Group:
@@ -164,8 +164,13 @@ class Group:
     def ports(self) -> list[int]:
         return [s.port for s in self.servers]
 
+    @property
+    def port(self) -> int:
+        return self.servers[0].port
+
     def status(self) -> dict[str, int]:
-        out = {"rss_kib": 0, "cpu_ticks": 0, "processes": 0}
+        """Summed over the servers and their processes, as :meth:`bench_serving.Server.status`."""
+        out = {"VmRSS": 0, "cpu_ticks": 0, "processes": 0}
         for s in self.servers:
             for k, v in tree_status(s.proc.pid).items():
                 out[k] += v
@@ -183,15 +188,14 @@ def run_config(
     try:
         rng = random.Random(args.seed)
         gen = bs._bare_requests(ids, rng) if kind == "bare" else bs._requests(ids, rng)
-        asyncio.run(drive(group.ports, gen, args.clients, args.warmup))
-        before = group.status()
-        phase = asyncio.run(drive(group.ports, gen, args.clients, args.duration))
+        drive(group, gen, args.clients, args.warmup)
+        phase = drive(group, gen, args.clients, args.duration)
         after = group.status()
         spread = None
         if kind == "uvicorn-workers":
             # Connections stay open between phases only while driven: count during a short run.
             async def count() -> list[int]:
-                task = asyncio.create_task(drive(group.ports, gen, args.clients, 2.0))
+                task = asyncio.create_task(run(group, gen, args.clients, 2.0))
                 await asyncio.sleep(1.0)
                 out = connections_per_process(group.ports[0], group.servers[0].proc.pid)
                 await task
@@ -201,7 +205,7 @@ def run_config(
     finally:
         group.stop()
     stats = bs._stats(phase.records, phase.elapsed_s)
-    cpu_s = (after["cpu_ticks"] - before["cpu_ticks"]) / os.sysconf("SC_CLK_TCK")
+    cpu_s = phase.server_cpu_s
     row = {
         "kind": kind,
         "processes": n,
@@ -209,7 +213,7 @@ def run_config(
         "server_cpu_ms_per_request": round(cpu_s / max(stats["requests"], 1) * 1000, 2),
         "server_cpu_s": round(cpu_s, 1),
         "client_cpu_s": round(phase.client_cpu_s, 1),
-        "rss_mib_sum": bs.mib(after["rss_kib"]),
+        "rss_mib_sum": bs.mib(after["VmRSS"]),
         "errors": phase.errors,
     }
     if spread is not None:

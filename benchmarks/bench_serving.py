@@ -455,16 +455,22 @@ async def run_phase(
     max_duration_s: float,
     timeout_s: float,
     reload: tuple[Path, Path, str, int] | None = None,
+    ports: list[int] | None = None,
 ) -> Phase:
-    """Drive ``server`` with ``clients`` connections; reload meanwhile when asked."""
+    """Drive ``server`` with ``clients`` connections; reload meanwhile when asked.
+
+    ``ports`` (default: the server's) are dealt to the connections round-robin,
+    for a group of servers (``bench_processes.py``) whose ``status`` sums theirs.
+    """
+    ports = ports or [server.port]
     phase = Phase()
     stop = asyncio.Event()
     tick = os.sysconf("SC_CLK_TCK")
     cpu0, server0 = time.process_time(), server.status()["cpu_ticks"]
     t0 = time.perf_counter()
     tasks = [
-        asyncio.create_task(client(server.port, requests, stop, phase, timeout_s))
-        for _ in range(clients)
+        asyncio.create_task(client(ports[i % len(ports)], requests, stop, phase, timeout_s))
+        for i in range(clients)
     ]
     tasks.append(asyncio.create_task(sampler(server, stop, phase)))
     reloading = None
