@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--no-bare", action="store_true")
+    p.add_argument("--bare-payload", choices=("per-route", "recommendations"), default="per-route")
     p.add_argument("--uvicorn-workers", action="store_true", help="also uvicorn's workers=N")
     p.add_argument("--settle-workers", type=float, default=40.0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -247,15 +248,14 @@ def main(argv: list[str] | None = None) -> int:
         **{k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")},
         "OPENBLAS_NUM_THREADS": "1",
     }
-    # The bare route answers a captured recommendations answer, as in bench_serving.py.
+    # The bare route answers captured engine answers, as in bench_serving.py.
     one = Group("engine", 1, args, env)
     try:
-        path = f"/v1/users/{ids['known'][0]}/recommendations?k=20"
-        _, body = asyncio.run(bs._get(one.ports[0], path))
+        payloads = bs.capture_payloads(one.ports[0], ids, args.bare_payload)
     finally:
         one.stop()
     args.payload = work / "bare_payload.json"
-    args.payload.write_bytes(body)
+    args.payload.write_text(json.dumps(payloads))
 
     configs = [("engine", n) for n in args.processes]
     if not args.no_bare:

@@ -31,9 +31,12 @@ What it does
    must then show it. The load runs until the duration has passed *and* the
    reloads are done (at most ``--max-duration`` seconds).
 3. **Bare route.** Starts a bare FastAPI app with the same uvicorn settings
-   (one process, same HTTP and loop implementation), whose one route returns a
-   recommendations answer captured from the engine (same JSON size), and drives
-   it with the same clients for ``--duration`` seconds. The engine's phase
+   (one process, same HTTP and loop implementation), whose one route returns
+   an answer captured from the engine for each kind of request (same JSON
+   size: 4.2 KB for recommendations, about 10 KB for a radio of 50; before the
+   fifth round it returned the recommendations answer for every request,
+   ``--bare-payload recommendations``), and drives it with the same clients,
+   in the engine's request mix, for ``--duration`` seconds. The engine's phase
    without reloads and the bare route are measured in ``--slices`` alternating
    slices (engine, bare, engine, bare, ...; the idle server waits meanwhile),
    so that the throughput ratio compares the two on the same machine state:
@@ -101,6 +104,13 @@ ROUTES = (
     ("track radio", 0.25),
 )
 BARE = "bare route (same JSON size)"
+#: Request kind of each route, for the bare route's captured answers.
+KINDS = {
+    "recommendations (known user)": "known",
+    "recommendations (unknown user)": "unknown",
+    "artist radio": "artist",
+    "track radio": "track",
+}
 
 logger = logging.getLogger("bench_serving")
 
@@ -129,10 +139,15 @@ def ensure_artifact(args: argparse.Namespace) -> Path:
     base = Path(args.work) / f"base-{spec.n_pool_tracks}-d{spec.factors}-s{spec.seed}{suffix}"
     try:
         manifest = read_manifest(base, verify=False)
-        if manifest.get("data", {}).get("spec") == dataclasses.asdict(spec):
+        built_for = manifest.get("config", {}).get("retrieval")
+        if manifest.get("data", {}).get("spec") == dataclasses.asdict(
+            spec
+        ) and built_for == dataclasses.asdict(retrieval):
             logger.info("reusing artifact %s (%s)", base, manifest["version"])
             return base
-        logger.info("artifact at %s was built for another spec: rebuilding", base)
+        logger.info(
+            "artifact at %s was built for another spec or retrieval config: rebuilding", base
+        )
     except ArtifactError:
         pass
     if args.skip_build:
@@ -249,16 +264,21 @@ class Server:
 
 
 def serve_bare(payload_file: str, port: int) -> None:
-    """Run the bare app: one route returning the captured answer (subprocess mode)."""
+    """Run the bare app: one route returning a captured answer (subprocess mode).
+
+    ``payload_file`` holds one captured engine answer per request kind
+    (:data:`KINDS`); the route returns the one of the kind in its path, so
+    each bare answer has the size of the engine's answer it stands for.
+    """
     import uvicorn
     from fastapi import FastAPI
 
-    payload = json.loads(Path(payload_file).read_text())
+    payloads = json.loads(Path(payload_file).read_text())
     app = FastAPI(title="bare")
 
-    @app.get("/bare/users/{user_id}/recommendations")
-    def bare(user_id: str, k: int = 20) -> dict[str, Any]:
-        return {**payload, "user_id": user_id}
+    @app.get("/bare/{kind}/{item_id}")
+    def bare(kind: str, item_id: str, k: int = 20, size: int = 50) -> dict[str, Any]:
+        return {**payloads[kind], "user_id": item_id}
 
     @app.get("/readyz")
     def ready() -> dict[str, bool]:
@@ -266,6 +286,28 @@ def serve_bare(payload_file: str, port: int) -> None:
 
     # The settings of `recsys serve` (training/cli.py): one process, default loop and HTTP.
     uvicorn.run(app, host=HOST, port=port, log_config=None, access_log=False)
+
+
+def capture_payloads(port: int, ids: dict[str, list[str]], mode: str) -> dict[str, Any]:
+    """One engine answer per request kind, for the bare route to return (parsed JSON).
+
+    ``mode`` ``"per-route"``: each kind's own answer (recommendations 4.2 KB,
+    radios of 50 about 10 KB on the 1M pool). ``"recommendations"``: the
+    known user's recommendations for every kind (the baseline before the fifth
+    round, which understated the radios' answers).
+    """
+    out: dict[str, Any] = {}
+    for route, _ in ROUTES:
+        path = next(p for r, p, _ in _requests(ids, random.Random(0), only=route))
+        status, body = asyncio.run(_get(port, path))
+        if status != 200:
+            raise RuntimeError(f"capturing {path}: status {status}")
+        out[KINDS[route]] = json.loads(body)
+    if mode == "recommendations":
+        out = dict.fromkeys(out, out["known"])
+    elif mode != "per-route":
+        raise ValueError(f"unknown bare payload mode {mode!r}")
+    return out
 
 
 # ----------------------------------------------------------------------------- load
@@ -326,9 +368,10 @@ class Phase:
     server_cpu_s: float = 0.0
 
 
-def _requests(ids: dict[str, list[str]], rng: random.Random):
-    names = [r for r, _ in ROUTES]
-    weights = [w for _, w in ROUTES]
+def _requests(ids: dict[str, list[str]], rng: random.Random, only: str | None = None):
+    """The engine's request stream: ``(route, path, k)`` in the :data:`ROUTES` mix (or ``only``)."""
+    names = [r for r, _ in ROUTES] if only is None else [only]
+    weights = [w for _, w in ROUTES] if only is None else [1.0]
     while True:
         route = rng.choices(names, weights)[0]
         if route.endswith("(known user)"):
@@ -344,8 +387,11 @@ def _requests(ids: dict[str, list[str]], rng: random.Random):
 
 
 def _bare_requests(ids: dict[str, list[str]], rng: random.Random):
-    while True:
-        yield BARE, f"/bare/users/{rng.choice(ids['known'])}/recommendations?k=20", 20
+    """The bare route's stream: the engine's mix, each request for a captured answer of its kind."""
+    for route, path, k in _requests(ids, rng):
+        item = path.split("?")[0].split("/")[-2 if "/users/" in path else -1]
+        param = "k" if "/users/" in path else "size"
+        yield BARE, f"/bare/{KINDS[route]}/{item}?{param}={k}", k
 
 
 async def client(
@@ -578,6 +624,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-build", action="store_true", help="use the cached artifact only")
     p.add_argument("--no-bare", action="store_true", help="skip the bare route (when iterating)")
     p.add_argument(
+        "--bare-payload",
+        choices=("per-route", "recommendations"),
+        default="per-route",
+        help="the bare route returns each route's captured answer (default), or the "
+        "recommendations answer for every request (the baseline before the fifth round)",
+    )
+    p.add_argument(
         "--slices",
         type=int,
         default=3,
@@ -653,15 +706,17 @@ def main(argv: list[str] | None = None) -> int:
         engine_requests = _requests(ids, rng)
         warm = drive(engine, engine_requests, args.warmup)
         logger.info("warm-up: %d requests", len(warm.records))
-        status, body = asyncio.run(_get(port, f"/v1/users/{ids['known'][0]}/recommendations?k=20"))
+        payloads = capture_payloads(port, ids, args.bare_payload)
         payload_file = work / "bare_payload.json"
-        payload_file.write_bytes(body)
-        result["answer_bytes"] = len(body)
+        payload_file.write_text(json.dumps(payloads))
+        result["answer_bytes"] = {
+            kind: len(json.dumps(p, separators=(",", ":"))) for kind, p in payloads.items()
+        }
         slices = max(1, args.slices)
         if args.no_bare:
             steady_phase = drive(engine, engine_requests, args.duration)
             bare_phase, bare_status = Phase(elapsed_s=1.0), {"VmRSS": 0}
-            result["bare_answer_bytes"] = 0
+            result["bare_answer_bytes"] = {}
         else:
             # The bare route is measured in slices alternating with the engine's, so that
             # both see the same machine (a shared one drifts by tens of percent in minutes).
@@ -725,11 +780,14 @@ def start_bare(
     bare = Server([*argv_bare, "--port", str(port)], env, port, work / "bare.log")
     try:
         bare.wait_ready("/readyz", timeout_s=60)
-        status, body = asyncio.run(_get(port, "/bare/users/u1/recommendations?k=20"))
+        sizes = {}
+        for kind in sorted(set(KINDS.values())):
+            status, body = asyncio.run(_get(port, f"/bare/{kind}/u1"))
+            sizes[kind] = len(body)
     except BaseException:
         bare.stop()
         raise
-    result["bare_answer_bytes"] = len(body)
+    result["bare_answer_bytes"] = sizes
     return bare, _bare_requests(ids, random.Random(args.seed + 1))
 
 
@@ -794,7 +852,7 @@ def report(
     )
     print(
         f"\npool {args.tracks} tracks x {args.factors} factors; {args.clients} clients; "
-        f"answer {result['answer_bytes']} B (bare {result['bare_answer_bytes']} B); "
+        f"answers {result['answer_bytes']} B (bare {result['bare_answer_bytes']} B); "
         f"cpus {os.cpu_count()}; load average before {' '.join(result['loadavg_before'])}, "
         f"after {' '.join(result['loadavg_after'])}"
     )

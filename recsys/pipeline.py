@@ -31,7 +31,12 @@ import numpy as np
 import pandas as pd
 
 import recsys
-from recsys.artifact.publish import ArtifactParts, publish_artifact, retrieval_summary
+from recsys.artifact.publish import (
+    ArtifactParts,
+    compute_stored_answers,
+    publish_artifact,
+    retrieval_summary,
+)
 from recsys.artifact.store import destination_for, new_version
 from recsys.config import TrainConfig
 from recsys.contract.load import ContractData, load_contract
@@ -243,6 +248,17 @@ def train(
         )
         user_index = build_index(model.item_factors_, item_ids, metric="ip", **index_kw)
         item_index = build_index(model.item_factors_, item_ids, metric="cosine", **index_kw)
+    with timer.stage("answers"):
+        user_answers, artist_answers = compute_stored_answers(
+            user_index,
+            item_index,
+            model.user_factors_,
+            inter.matrix,
+            a_vectors,
+            users_depth=rc.answer_depth_users,
+            artists_depth=rc.answer_depth_artists,
+            show_progress=show_progress,
+        )
 
     dest = destination_for(Path(out), version)
     t_publish = time.perf_counter()
@@ -285,6 +301,8 @@ def train(
             graph_reviews=read_review_log(data_dir),
             quarantine=data.quarantine,
             fraud_accounts=fraud_accounts,
+            user_answers=user_answers,
+            artist_answers=artist_answers,
         )
         manifest = {
             "version": version,

@@ -13,11 +13,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.artifact.store import read_manifest, resolve_artifact
+from recsys.artifact.store import (
+    ARTIST_ANSWERS_FILE,
+    USER_ANSWERS_FILE,
+    read_manifest,
+    resolve_artifact,
+)
 from recsys.errors import ArtifactError
 from recsys.graph.model import ArtistGraph, read_graph
 from recsys.lookup import index_rows, object_values
-from recsys.retrieval import VectorIndex
+from recsys.retrieval import StoredAnswers, VectorIndex
 from recsys.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
@@ -55,6 +60,10 @@ class Artifact:
     graph
         The similar-artist graph over artist rows (empty for artifacts
         published before the graph stage).
+    user_answers, artist_answers
+        The indexes' answers stored at publish time for known users (rows as
+        ``user_ids``) and for artists (rows as ``artists``), see
+        :mod:`recsys.retrieval.answers`; ``None`` when the artifact has none.
 
     Notes
     -----
@@ -88,6 +97,8 @@ class Artifact:
     _track_rows: pd.Index
     _artist_rows: pd.Index
     _item_unit: np.ndarray | None = None
+    user_answers: StoredAnswers | None = None
+    artist_answers: StoredAnswers | None = None
 
     @functools.cached_property
     def item_unit(self) -> np.ndarray:
@@ -197,6 +208,12 @@ class Artifact:
             user_index = VectorIndex.load(path / "index", "user_track")
             item_index = VectorIndex.load(path / "index", "item_item")
             item_factors = _held_once(item_factors, user_index)
+            user_answers = _stored_answers(
+                path / "index" / USER_ANSWERS_FILE, len(user_ids), len(item_factors)
+            )
+            artist_answers = _stored_answers(
+                path / "index" / ARTIST_ANSWERS_FILE, len(artists), len(item_factors)
+            )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ArtifactError(f"{path}: cannot load artifact ({exc})") from exc
         item_unit = item_index.vectors if item_index.metric == "cosine" else None
@@ -256,6 +273,8 @@ class Artifact:
             _track_rows=track_index,
             _artist_rows=artist_index,
             _item_unit=item_unit,
+            user_answers=user_answers,
+            artist_answers=artist_answers,
         )
         logger.info(
             "loaded artifact %s (%d users, %d items, pool %d) in %.2fs",
@@ -266,6 +285,13 @@ class Artifact:
             time.perf_counter() - t0,
         )
         return art
+
+
+def _stored_answers(path: Path, n_queries: int, n_items: int) -> StoredAnswers | None:
+    """The answers stored at ``path``, checked; ``None`` when the artifact has none."""
+    if not path.is_file():
+        return None
+    return StoredAnswers.load(path, n_queries=n_queries, n_ids=n_items)
 
 
 def _row(index: pd.Index, key: str) -> int:

@@ -10,7 +10,8 @@ every artifact has the same layout and is loaded by
     editorial/  seeds, rejections (Parquet)
     model/      users.parquet, user_factors.npy, item_factors.npy,
                 artist_factors.npy, seen.npz
-    index/      user_track and item_item FAISS indexes
+    index/      user_track and item_item FAISS indexes; the answers stored
+                for known users and artists (when computed)
     pool/       exclusions.parquet
     quarantine/ one Parquet file per table with quarantined rows
     fraud/      accounts.parquet (when fraud detection ran)
@@ -39,12 +40,18 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.artifact.store import atomic_directory, write_manifest
+from recsys.artifact.store import (
+    ARTIST_ANSWERS_FILE,
+    USER_ANSWERS_FILE,
+    atomic_directory,
+    write_manifest,
+)
 from recsys.contract.load import Quarantine
 from recsys.errors import ArtifactError
 from recsys.graph.build import GraphBuild
 from recsys.graph.model import GRAPH_DIR, write_graph
-from recsys.retrieval import VectorIndex
+from recsys.retrieval import StoredAnswers, VectorIndex, compute_answers
+from recsys.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +115,10 @@ class ArtifactParts:
         Rows that broke the contract (``None``: none).
     fraud_accounts
         Flagged accounts, for audit (``None``: fraud detection did not run).
+    user_answers, artist_answers
+        The indexes' answers stored for known users (user index, streamed
+        items excluded) and for artists (item index, the artist's unit vector),
+        (:func:`compute_stored_answers`); ``None``: not stored.
     """
 
     tracks: pd.DataFrame
@@ -128,6 +139,67 @@ class ArtifactParts:
     graph_reviews: pd.DataFrame | None = None
     quarantine: Quarantine | None = None
     fraud_accounts: pd.DataFrame | None = None
+    user_answers: StoredAnswers | None = None
+    artist_answers: StoredAnswers | None = None
+
+
+def compute_stored_answers(
+    user_index: VectorIndex,
+    item_index: VectorIndex,
+    user_factors: np.ndarray,
+    seen: sp.spmatrix | sp.sparray,
+    artist_factors: np.ndarray,
+    *,
+    users_depth: int,
+    artists_depth: int,
+    show_progress: bool = False,
+) -> tuple[StoredAnswers | None, StoredAnswers | None]:
+    """The answers to store for known users and artists (see :mod:`recsys.retrieval.answers`).
+
+    The queries are the server's own: a known user's vector with their
+    streamed items excluded (:meth:`recsys.surfaces.recommend.Recommender.for_users`),
+    and an artist's unit vector for its radio without a listener
+    (:func:`recsys.surfaces.radio.query_vector`).
+
+    Parameters
+    ----------
+    user_factors : shape (n_users, d)
+    seen : shape (n_users, n_items)
+    artist_factors : shape (n_artists, d)
+    users_depth, artists_depth
+        Ids stored per user and per artist; 0 stores none (``None`` returned).
+
+    Returns
+    -------
+    user_answers, artist_answers : StoredAnswers or None
+        Shapes (n_users, users_depth) and (n_artists, artists_depth).
+    """
+    user_answers = artist_answers = None
+    if users_depth > 0:
+        csr = sp.csr_matrix(seen)
+        exclude = [
+            csr.indices[csr.indptr[r] : csr.indptr[r + 1]].astype(np.int64)
+            for r in range(csr.shape[0])
+        ]
+        user_answers = compute_answers(
+            user_index,
+            np.asarray(user_factors, dtype=np.float32),
+            users_depth,
+            exclude=exclude,
+            desc="user answers",
+            show_progress=show_progress,
+        )
+    if artists_depth > 0:
+        factors = np.asarray(artist_factors)
+        artist_answers = compute_answers(
+            item_index,
+            unit_rows(factors).astype(np.float32),
+            artists_depth,
+            has_query=np.linalg.norm(factors, axis=1) > 0,
+            desc="artist answers",
+            show_progress=show_progress,
+        )
+    return user_answers, artist_answers
 
 
 def retrieval_summary(user_index: VectorIndex, item_index: VectorIndex) -> dict[str, Any]:
@@ -197,6 +269,14 @@ def check_parts(parts: ArtifactParts) -> list[str]:
         problems.append("model_row must number the model items 0 .. n_items - 1, once each")
     elif not parts.tracks["in_pool"].to_numpy(dtype=bool)[model_row >= 0].all():
         problems.append("a model item outside the trusted pool")
+    for name, answers, n_rows in (
+        ("user", parts.user_answers, n_users),
+        ("artist", parts.artist_answers, len(parts.artists)),
+    ):
+        if answers is not None and answers.n_queries != n_rows:
+            problems.append(f"{name} answers have {answers.n_queries} rows, expected {n_rows}")
+        elif answers is not None and answers.ids.size and int(answers.ids.max()) >= n_items:
+            problems.append(f"{name} answers name items beyond the model's {n_items}")
     if not parts.tracks["track_id"].is_unique:
         problems.append("duplicate track ids")
     if not parts.artists["artist_id"].is_unique:
@@ -250,6 +330,13 @@ def publish_artifact(
     if problems:
         raise ArtifactError(f"refusing to publish {dest}: {'; '.join(problems)}")
     content.setdefault("retrieval", retrieval_summary(parts.user_index, parts.item_index))
+    content["retrieval"] = {
+        **content["retrieval"],
+        "stored_answers": {
+            "users": parts.user_answers.depth if parts.user_answers is not None else 0,
+            "artists": parts.artist_answers.depth if parts.artist_answers is not None else 0,
+        },
+    }
     content.setdefault("graph", parts.graph.summary)
 
     t0 = time.perf_counter()
@@ -272,6 +359,10 @@ def publish_artifact(
         sp.save_npz(tmp / "model/seen.npz", seen.astype(np.float32), compressed=False)
         parts.user_index.save(tmp / "index", "user_track")
         parts.item_index.save(tmp / "index", "item_item")
+        if parts.user_answers is not None:
+            parts.user_answers.save(tmp / "index" / USER_ANSWERS_FILE)
+        if parts.artist_answers is not None:
+            parts.artist_answers.save(tmp / "index" / ARTIST_ANSWERS_FILE)
         parts.pool_exclusions.to_parquet(tmp / "pool/exclusions.parquet", index=False)
         (parts.quarantine or Quarantine()).write(tmp / "quarantine")
         if parts.fraud_accounts is not None:

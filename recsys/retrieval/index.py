@@ -417,6 +417,44 @@ class VectorIndex:
         ids = np.where(positions >= 0, self._ids[np.maximum(positions, 0)], -1)
         return scores, ids
 
+    def rank(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score given ids for one query exactly and order them best first.
+
+        The last step of :meth:`search` on its own: what a search returns when
+        it found exactly these ids (used with answers stored at publish time,
+        :mod:`recsys.retrieval.answers`).
+
+        Parameters
+        ----------
+        query : numpy.ndarray, shape (dim,) or (1, dim)
+            Prepared as :meth:`search` prepares it (normalised for cosine).
+        ids : numpy.ndarray, shape (k,), int64
+            External ids held by the index, no duplicates.
+
+        Returns
+        -------
+        scores : numpy.ndarray, shape (k,), float32
+            Inner products (cosines for ``"cosine"``), descending.
+        ids : numpy.ndarray, shape (k,), int64
+            The ids in that order.
+
+        Raises
+        ------
+        ValueError
+            If an id is not in the index, or the query shape is invalid.
+        """
+        q = self._prepare_queries(query)
+        if q.shape[0] != 1:
+            raise ValueError("rank takes one query")
+        ext = np.asarray(ids, dtype=np.int64).ravel()
+        pos, found = self._lookup_positions(ext)
+        if not found.all():
+            raise ValueError("rank: ids not in the index")
+        positions = pos[None, :].copy()
+        scores = np.empty(positions.shape, dtype=np.float32)
+        self._exact_scores_sorted(q, positions, scores)
+        return scores[0], self._ids[positions[0]]
+
     def _search_one(
         self,
         q: np.ndarray,

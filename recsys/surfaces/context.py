@@ -89,6 +89,7 @@ class SurfaceContext:
         # Model items that may not be returned (blocked since training), for the searches.
         item_ok = self.eligible[a.item_track]
         self.blocked_items = np.flatnonzero(~item_ok).astype(np.int64)
+        self._item_blocked = ~item_ok if self.blocked_items.size else None
         # Eligible tracks per artist, most listened first (CSR over artist rows).
         rows = np.flatnonzero(self.eligible)
         order = np.lexsort((rows, -self.listeners[rows], self.track_artist[rows]))
@@ -265,6 +266,31 @@ class SurfaceContext:
         )
         ok = ids[0] >= 0
         return a.item_track[ids[0][ok]], scores[0][ok].astype(np.float64)
+
+    def artist_search(self, artist_row: int, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`search_items` for an artist's own unit vector, from the artifact's stored answers.
+
+        The query of an artist radio without a listener; its answer was stored
+        at publish time (:mod:`recsys.retrieval.answers`), so no graph walk.
+
+        Returns
+        -------
+        (track_rows, cosines) or None
+            Shape (k,) each, as :meth:`search_items` would return them with
+            nothing excluded; ``None`` when the live search must run: no stored
+            answers or not deep enough, the artist has no vector, or one of
+            the ``k`` stored tracks was taken down since (the live search then
+            excludes it inside faiss, before retrieval).
+        """
+        a = self.artifact
+        stored = a.artist_answers
+        if stored is None or not self.artist_has_vector[artist_row]:
+            return None
+        got = stored.first(artist_row, min(k, a.item_index.ntotal), self._item_blocked)
+        if got is None:
+            return None
+        cos, ids = a.item_index.rank(self.artist_unit[artist_row], got)
+        return a.item_track[ids], cos.astype(np.float64)
 
     # ----------------------------------------------------------------- users
 

@@ -172,10 +172,18 @@ def radio(
         Reason("seed_artist", f"By {name}", seed_id, name),
     )
     if query is not None:
-        exclude = ctx.model_row[held_back]
-        rows, cos = ctx.search_items(
-            query, size * ctx.settings.radio_fetch_factor, exclude[exclude >= 0]
+        fetch = size * ctx.settings.radio_fetch_factor
+        # An artist radio without a listener asks the artist's own vector, whose
+        # answer the artifact stores; anything else searches live.
+        found = (
+            ctx.artist_search(seed_artist, fetch)
+            if seed_track is None and user_row is None
+            else None
         )
+        if found is None:
+            exclude = ctx.model_row[held_back]
+            found = ctx.search_items(query, fetch, exclude[exclude >= 0])
+        rows, cos = found
         cands.add(
             rows,
             RETRIEVAL_AFFINITY * np.maximum(cos, 0.0),

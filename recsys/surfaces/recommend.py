@@ -130,6 +130,8 @@ class Recommender:
         self._blocked_ids = (
             np.flatnonzero(blocked_items).astype(np.int64) if blocked_items is not None else None
         )
+        has_blocked = self._blocked_ids is not None and self._blocked_ids.size > 0
+        self._blocked_mask = np.asarray(blocked_items, dtype=bool) if has_blocked else None
         n_tracks = len(a.tracks)
         tracks_blocked = (
             blocked_tracks if blocked_tracks is not None else np.zeros(n_tracks, dtype=bool)
@@ -175,6 +177,33 @@ class Recommender:
             model_rows = self.artifact.tracks["model_row"].to_numpy()[exclude_tracks]
             ids = np.union1d(ids, model_rows[model_rows >= 0].astype(np.int64))
         return ids
+
+    def _stored_answers(
+        self, user_rows: np.ndarray, k: int
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Search results for users whose answer the artifact stores (no graph walk).
+
+        The stored answer excludes what each user streamed, as the live search
+        does; a user is left to the live search when fewer than ``k`` ids are
+        stored or one of them was taken down since (it is then excluded inside
+        faiss, before retrieval). See :mod:`recsys.retrieval.answers`.
+
+        Returns
+        -------
+        dict
+            Position in ``user_rows`` -> ``(scores, ids)``, shape (k,) each,
+            best first.
+        """
+        a = self.artifact
+        stored = a.user_answers
+        found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if stored is None:
+            return found
+        for j, r in enumerate(user_rows.tolist()):
+            got = stored.first(r, k, self._blocked_mask)
+            if got is not None:
+                found[j] = a.user_index.rank(a.user_factors[r], got)
+        return found
 
     def _reasons(self, user_row: int, items: np.ndarray) -> list[Reason]:
         """For each recommended model item, the listened artist closest to it."""
@@ -300,19 +329,30 @@ class Recommender:
 
         if known:
             user_rows = np.array([rows[i] for i in known], dtype=np.int64)
-            excludes = [self._exclusions(int(r), excl_rows) for r in user_rows]
-            scores, ids = a.user_index.search(
-                a.user_factors[user_rows], k, exclude=excludes, blocked=self._blocked_ids
-            )
+            found = self._stored_answers(user_rows, k) if excl_rows is None else {}
+            live = [j for j in range(len(known)) if j not in found]
+            excludes = {j: self._exclusions(int(user_rows[j]), excl_rows) for j in live}
+            if live:
+                scores, ids = a.user_index.search(
+                    a.user_factors[user_rows[live]],
+                    k,
+                    exclude=[excludes[j] for j in live],
+                    blocked=self._blocked_ids,
+                )
+                found.update((j, (scores[t], ids[t])) for t, j in enumerate(live))
             for j, i in enumerate(known):
-                valid = ids[j] >= 0
-                items_j = ids[j][valid]
+                scores_j, ids_j = found[j]
+                valid = ids_j >= 0
+                items_j = ids_j[valid]
                 reasons = self._reasons(int(user_rows[j]), items_j)
-                out = make_items(self.artifact, a.item_track[items_j], scores[j][valid], reasons)
+                out = make_items(self.artifact, a.item_track[items_j], scores_j[valid], reasons)
                 if len(out) < k:
                     # The model's items are exhausted: fill from the rest of the pool.
+                    excluded = excludes.get(j)
+                    if excluded is None:
+                        excluded = self._exclusions(int(user_rows[j]), excl_rows)
                     taken = np.concatenate(
-                        [a.item_track[excludes[j]], a.item_track[items_j]]
+                        [a.item_track[excluded], a.item_track[items_j]]
                         + ([excl_rows] if excl_rows is not None else [])
                     )
                     out += self.popular(k - len(out), exclude_tracks=taken)

@@ -52,7 +52,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 import recsys
-from recsys.artifact.publish import ArtifactParts, publish_artifact
+from recsys.artifact.publish import ArtifactParts, compute_stored_answers, publish_artifact
 from recsys.artifact.store import new_version
 from recsys.config import DEFAULT_ALS, RetrievalConfig
 from recsys.graph.build import GraphInputs, build_graph
@@ -395,6 +395,15 @@ def synthetic_parts(
     ids = np.arange(n_items, dtype=np.int64)
     user_index = build_index(item_factors, ids, metric="ip", **index_kw)
     item_index = build_index(item_factors, ids, metric="cosine", **index_kw)
+    user_answers, artist_answers = compute_stored_answers(
+        user_index,
+        item_index,
+        user_factors,
+        seen,
+        a_vectors,
+        users_depth=retrieval.answer_depth_users,
+        artists_depth=retrieval.answer_depth_artists,
+    )
 
     parts = ArtifactParts(
         tracks=tracks,
@@ -412,6 +421,8 @@ def synthetic_parts(
         item_index=item_index,
         pool_exclusions=exclusions,
         graph=built,
+        user_answers=user_answers,
+        artist_answers=artist_answers,
     )
     sections = {
         "engine_version": recsys.__version__,

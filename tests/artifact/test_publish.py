@@ -12,8 +12,9 @@ import pytest
 from recsys.artifact.loaded import Artifact
 from recsys.artifact.publish import ArtifactParts, check_parts, publish_artifact
 from recsys.artifact.store import read_manifest
+from recsys.config import RetrievalConfig
 from recsys.errors import ArtifactError
-from recsys.retrieval import build_index
+from recsys.retrieval import StoredAnswers, build_index
 from recsys.surfaces.engine import Engine
 from recsys.synth.artifact import SyntheticSpec, publish_synthetic_artifact, synthetic_parts
 
@@ -43,8 +44,11 @@ def test_published_parts_load_and_serve(parts, tmp_path: Path) -> None:
         "index/item_item.faiss",
         "graph/relations.parquet",
         "pool/exclusions.parquet",
+        "index/user_track.user_answers.npy",
+        "index/item_item.artist_answers.npy",
     ):
         assert rel in written["files"], rel
+    assert written["retrieval"]["stored_answers"] == {"users": 50, "artists": 100}
 
     engine = Engine.load(tmp_path / "a")
     art = engine.artifact
@@ -69,6 +73,15 @@ def test_synthetic_artifact_is_deterministic_and_versioned(tmp_path: Path) -> No
     for rel in ("model/item_factors.npy", "model/seen.npz", "catalogue/tracks.parquet"):
         assert a["files"][rel]["sha256"] == b["files"][rel]["sha256"], rel
     assert "timings_s" in a
+    for rel in ("index/user_track.user_answers.npy", "index/item_item.artist_answers.npy"):
+        assert a["files"][rel]["sha256"] == b["files"][rel]["sha256"], rel
+    # Without stored answers (depth 0) the artifact still loads and serves, live.
+    none = RetrievalConfig(answer_depth_users=0, answer_depth_artists=0)
+    c = publish_synthetic_artifact(tmp_path / "c", spec, retrieval=none)
+    assert c["retrieval"]["stored_answers"] == {"users": 0, "artists": 0}
+    engine = Engine.load(tmp_path / "c")
+    assert engine.artifact.user_answers is None and engine.artifact.artist_answers is None
+    assert len(engine.recommender.for_user("u0000001", 10).items) == 10
 
 
 def _broken(p: ArtifactParts, what: str) -> tuple[ArtifactParts, str]:
@@ -81,6 +94,12 @@ def _broken(p: ArtifactParts, what: str) -> tuple[ArtifactParts, str]:
         return dataclasses.replace(p, user_index=small), "index user_track"
     if what == "user_factors":
         return dataclasses.replace(p, user_factors=p.user_factors[:-1]), "user factors"
+    if what == "user_answers":
+        short = StoredAnswers(p.user_answers.ids[:-1])
+        return dataclasses.replace(p, user_answers=short), "user answers have"
+    if what == "artist_answers":
+        beyond = StoredAnswers(np.full_like(p.artist_answers.ids, len(p.item_factors)))
+        return dataclasses.replace(p, artist_answers=beyond), "artist answers name items"
     if what == "out_of_pool_item":
         tracks = p.tracks.copy()
         tracks.loc[tracks["model_row"] == 0, "in_pool"] = False
@@ -89,7 +108,16 @@ def _broken(p: ArtifactParts, what: str) -> tuple[ArtifactParts, str]:
 
 
 @pytest.mark.parametrize(
-    "what", ["missing_column", "seen_shape", "index_size", "user_factors", "out_of_pool_item"]
+    "what",
+    [
+        "missing_column",
+        "seen_shape",
+        "index_size",
+        "user_factors",
+        "user_answers",
+        "artist_answers",
+        "out_of_pool_item",
+    ],
 )
 def test_partial_or_inconsistent_parts_are_refused(parts, tmp_path: Path, what: str) -> None:
     p, sections = parts

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from recsys.artifact.loaded import Artifact
 from recsys.artifact.store import read_manifest
+from recsys.config import RetrievalConfig
 from recsys.contract.schema import LABEL_STATUSES
-from recsys.errors import ArtifactError
+from recsys.errors import ArtifactError, ConfigError
 from recsys.pipeline import train
 from recsys.surfaces.engine import Engine
 from recsys.synth import generate_platform
@@ -78,8 +79,21 @@ def test_manifest_describes_the_run(trained) -> None:
     assert m["events"]["dropped"]["no_consent"] > 0
     assert m["events"]["dropped"]["not_in_pool"] > 0
     assert m["training"]["params"]["factors"] > 0 and m["training"]["pairs"] > 0
-    for stage in ("load", "pool", "events", "aggregate", "fit", "index", "publish"):
+    for stage in ("load", "pool", "events", "aggregate", "fit", "index", "answers", "publish"):
         assert m["timings_s"][stage] >= 0
+    # Answers stored for every model user and artist, at the configured depths.
+    assert m["retrieval"]["stored_answers"] == {"users": 50, "artists": 100}
+    art = Artifact.load(trained.path)
+    assert art.user_answers.n_queries == len(art.user_ids)
+    assert art.artist_answers.n_queries == len(art.artists)
+
+
+def test_stored_answer_depths_are_checked() -> None:
+    with pytest.raises(ConfigError, match="answer_depth_users"):
+        RetrievalConfig(answer_depth_users=200)  # deeper than ef_search
+    with pytest.raises(ConfigError, match="answer_depth_artists"):
+        RetrievalConfig(answer_depth_artists=-1)
+    assert RetrievalConfig(answer_depth_users=0).answer_depth_users == 0
 
 
 def test_model_items_are_pool_tracks_only(trained, tiny: Path) -> None:
