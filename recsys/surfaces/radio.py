@@ -62,28 +62,6 @@ def query_vector(
     return None if q is None or not np.any(q) else np.asarray(q, dtype=np.float32)
 
 
-def _add_artist(
-    cands: Candidates,
-    ctx: SurfaceContext,
-    artist_row: int,
-    affinity: float,
-    query: np.ndarray | None,
-    held_back: np.ndarray,
-    reason: Reason,
-) -> None:
-    rows, fit = ctx.best_tracks(artist_row, query, held_back, ctx.settings.max_per_artist)
-    _add_scored(cands, rows, fit, affinity, reason)
-
-
-def _add_scored(
-    cands: Candidates, rows: np.ndarray, fit: np.ndarray, affinity: float, reason: Reason
-) -> None:
-    """Add an artist's best tracks (best first), each further one discounted."""
-    if len(rows):
-        decay = ARTIST_DECAY ** np.arange(len(rows))
-        cands.add(rows, affinity * decay * (0.9 + 0.1 * fit), reason)
-
-
 def radio(
     ctx: SurfaceContext,
     seed_artist: int,
@@ -153,24 +131,17 @@ def radio(
             reasons.append(
                 Reason("similar_artist", f"{b_name} is similar to {name}", seed_id, name)
             )
-    # Every neighbour's best tracks in one pass, scored at once: the neighbour's
-    # affinity, discounted for each further track of the same artist.
-    nb_tracks, nb_fit, nb_ptr = ctx.best_tracks_many(
-        nb_rows, query, held_back, ctx.settings.max_per_artist
-    )
-    sizes = np.diff(nb_ptr)
-    group = np.repeat(np.arange(len(nb_rows)), sizes)
-    scores = affinity[group] * ARTIST_DECAY ** rank_in_runs(sizes) * (0.9 + 0.1 * nb_fit)
-    cands.add_groups(nb_tracks, scores, group, reasons)
-    _add_artist(
-        cands,
-        ctx,
-        seed_artist,
-        SEED_ARTIST_AFFINITY,
-        query,
-        held_back,
-        Reason("seed_artist", f"By {name}", seed_id, name),
-    )
+    reasons.append(Reason("seed_artist", f"By {name}", seed_id, name))
+    # Every neighbour's best tracks and the seed artist's own (last: added after the
+    # neighbours', as ties keep insertion order) in one pass, scored at once: the
+    # artist's affinity, discounted for each further track of the same artist.
+    artists = np.append(nb_rows, seed_artist)
+    affinity = np.append(affinity, SEED_ARTIST_AFFINITY)
+    tracks, fit, ptr = ctx.best_tracks_many(artists, query, held_back, ctx.settings.max_per_artist)
+    sizes = np.diff(ptr)
+    group = np.repeat(np.arange(len(artists)), sizes)
+    scores = affinity[group] * ARTIST_DECAY ** rank_in_runs(sizes) * (0.9 + 0.1 * fit)
+    cands.add_groups(tracks, scores, group, reasons)
     if query is not None:
         fetch = size * ctx.settings.radio_fetch_factor
         # An artist radio without a listener asks the artist's own vector, whose
