@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     # The bare route answers captured engine answers, as in bench_serving.py.
     one = Group("engine", 1, args, env)
     try:
-        payloads = bs.capture_payloads(one.ports[0], ids, args.bare_payload)
+        payloads, _ = bs.capture_payloads(one.ports[0], ids, args.bare_payload)
     finally:
         one.stop()
     args.payload = work / "bare_payload.json"

@@ -288,26 +288,37 @@ def serve_bare(payload_file: str, port: int) -> None:
     uvicorn.run(app, host=HOST, port=port, log_config=None, access_log=False)
 
 
-def capture_payloads(port: int, ids: dict[str, list[str]], mode: str) -> dict[str, Any]:
+def capture_payloads(
+    port: int, ids: dict[str, list[str]], mode: str
+) -> tuple[dict[str, Any], dict[str, int]]:
     """One engine answer per request kind, for the bare route to return (parsed JSON).
 
     ``mode`` ``"per-route"``: each kind's own answer (recommendations 4.2 KB,
     radios of 50 about 10 KB on the 1M pool). ``"recommendations"``: the
     known user's recommendations for every kind (the baseline before the fifth
     round, which understated the radios' answers).
+
+    Returns
+    -------
+    payloads
+        Kind -> the answer the bare route returns for it.
+    engine_bytes
+        Kind -> size of the engine's captured answer.
     """
     out: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
     for route, _ in ROUTES:
         path = next(p for r, p, _ in _requests(ids, random.Random(0), only=route))
         status, body = asyncio.run(_get(port, path))
         if status != 200:
             raise RuntimeError(f"capturing {path}: status {status}")
         out[KINDS[route]] = json.loads(body)
+        sizes[KINDS[route]] = len(body)
     if mode == "recommendations":
         out = dict.fromkeys(out, out["known"])
     elif mode != "per-route":
         raise ValueError(f"unknown bare payload mode {mode!r}")
-    return out
+    return out, sizes
 
 
 # ----------------------------------------------------------------------------- load
@@ -706,12 +717,9 @@ def main(argv: list[str] | None = None) -> int:
         engine_requests = _requests(ids, rng)
         warm = drive(engine, engine_requests, args.warmup)
         logger.info("warm-up: %d requests", len(warm.records))
-        payloads = capture_payloads(port, ids, args.bare_payload)
+        payloads, result["answer_bytes"] = capture_payloads(port, ids, args.bare_payload)
         payload_file = work / "bare_payload.json"
         payload_file.write_text(json.dumps(payloads))
-        result["answer_bytes"] = {
-            kind: len(json.dumps(p, separators=(",", ":"))) for kind, p in payloads.items()
-        }
         slices = max(1, args.slices)
         if args.no_bare:
             steady_phase = drive(engine, engine_requests, args.duration)

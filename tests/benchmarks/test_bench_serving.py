@@ -1,0 +1,62 @@
+"""The serving load test end to end on a tiny artifact: what it drives, checks and reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_load_test_runs_reloads_and_reports(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    argv = [
+        sys.executable,
+        str(ROOT / "benchmarks/bench_serving.py"),
+        "--work",
+        str(work),
+        "--tracks",
+        "3000",
+        "--factors",
+        "16",
+        "--duration",
+        "2",
+        "--warmup",
+        "1",
+        "--reloads",
+        "2",
+        "--settle",
+        "0.5",
+        "--clients",
+        "4",
+    ]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    run = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (results,) = work.glob("results-*.json")
+    r = json.loads(results.read_text())
+
+    # Zero failures anywhere, every reload changed the served version.
+    assert all(r["routes"][p]["all"]["all"]["failures"] == 0 for p in ("steady", "reloads", "bare"))
+    assert sum(x["ok"] for x in r["reloads"]) == 2 and r["versions_answered"] >= 3
+    # Each route of the mix was driven, and reported with its latency percentiles.
+    for route in (
+        "recommendations (known user)",
+        "recommendations (unknown user)",
+        "artist radio",
+        "track radio",
+    ):
+        stats = r["routes"]["steady"][route]["all"]
+        assert stats["requests"] > 0 and 0 < stats["p50_ms"] <= stats["p99_ms"]
+    # The bare route returns JSON of each engine answer's size (its user id aside).
+    assert r["answer_bytes"].keys() == r["bare_answer_bytes"].keys()
+    for kind, size in r["answer_bytes"].items():
+        assert abs(r["bare_answer_bytes"][kind] - size) < 40, kind
+    assert r["answer_bytes"]["artist"] > 2 * r["answer_bytes"]["known"]  # radios are larger
+    assert len(r["slice_ratios"]) == 3 and r["ratio_rps"]
+    for key in ("steady", "after_reloads", "peak_vmhwm"):
+        assert r["rss_mib"][key] > 0
+    assert "throughput ratio engine / bare" in run.stdout
