@@ -50,12 +50,18 @@ class RetrievalConfig:
     answer_depth_users, answer_depth_artists
         Ids of the user index's answer stored per known user, and of the item
         index's answer per artist (the query of an artist radio without a
-        listener), at publish time (:mod:`recsys.retrieval.answers`); 0 stores
+        listener), at training time (:mod:`recsys.retrieval.answers`); 0 stores
         none. Requests for up to that many candidates are then answered without
         a graph walk. The artist depth is the default radio's fetch (50 tracks
         x ``radio_fetch_factor`` 2). At most ``ef_search``, so that a shorter
-        answer is a prefix of the stored one. On a 1M-track pool with 100K users
-        and 50K artists they take 20 MB each and about a minute to compute.
+        answer is a prefix of the stored one.
+    answer_max_users
+        Users whose answer is stored: the ones with most distinct streamed
+        tracks; the others search live. Each costs one search at training time:
+        about 0.17 ms of wall time on the 2-core machine with a 100K-item pool
+        (0.27 ms with 1M items), so 50,000 users add about 9 s to ``recsys
+        train`` (the ``large`` platform's 313K users would add 53 s and take
+        training past twice the bare fit, docs/training.md).
     """
 
     exact_threshold: int = 50_000
@@ -65,8 +71,11 @@ class RetrievalConfig:
     hnsw_storage: str = "float16"
     answer_depth_users: int = 50
     answer_depth_artists: int = 100
+    answer_max_users: int = 50_000
 
     def __post_init__(self) -> None:
+        if self.answer_max_users < 0:
+            raise ConfigError(f"answer_max_users must be >= 0, got {self.answer_max_users}")
         for name in ("answer_depth_users", "answer_depth_artists"):
             depth = getattr(self, name)
             if not 0 <= depth <= self.ef_search:

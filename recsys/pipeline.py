@@ -257,6 +257,7 @@ def train(
             a_vectors,
             users_depth=rc.answer_depth_users,
             artists_depth=rc.answer_depth_artists,
+            max_users=rc.answer_max_users,
             show_progress=show_progress,
         )
 

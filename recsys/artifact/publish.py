@@ -152,6 +152,7 @@ def compute_stored_answers(
     *,
     users_depth: int,
     artists_depth: int,
+    max_users: int | None = None,
     show_progress: bool = False,
 ) -> tuple[StoredAnswers | None, StoredAnswers | None]:
     """The answers to store for known users and artists (see :mod:`recsys.retrieval.answers`).
@@ -168,6 +169,10 @@ def compute_stored_answers(
     artist_factors : shape (n_artists, d)
     users_depth, artists_depth
         Ids stored per user and per artist; 0 stores none (``None`` returned).
+    max_users
+        Most users with a stored answer: those with most distinct streamed
+        tracks (ties: lower row first); ``None``: all. Artists with a vector all
+        get one.
 
     Returns
     -------
@@ -175,17 +180,23 @@ def compute_stored_answers(
         Shapes (n_users, users_depth) and (n_artists, artists_depth).
     """
     user_answers = artist_answers = None
-    if users_depth > 0:
+    if users_depth > 0 and max_users != 0:
         csr = sp.csr_matrix(seen)
+        n_users = csr.shape[0]
+        heard = np.diff(csr.indptr)
+        rows = np.arange(n_users)
+        if max_users is not None and max_users < n_users:
+            # The most active users: in the requests, as in the listening.
+            rows = np.sort(np.lexsort((rows, -heard))[:max_users])
         exclude = [
-            csr.indices[csr.indptr[r] : csr.indptr[r + 1]].astype(np.int64)
-            for r in range(csr.shape[0])
+            csr.indices[csr.indptr[r] : csr.indptr[r + 1]].astype(np.int64) for r in range(n_users)
         ]
         user_answers = compute_answers(
             user_index,
             np.asarray(user_factors, dtype=np.float32),
             users_depth,
             exclude=exclude,
+            rows=rows,
             desc="user answers",
             show_progress=show_progress,
         )
@@ -195,11 +206,17 @@ def compute_stored_answers(
             item_index,
             unit_rows(factors).astype(np.float32),
             artists_depth,
-            has_query=np.linalg.norm(factors, axis=1) > 0,
+            rows=np.flatnonzero(np.linalg.norm(factors, axis=1) > 0),
             desc="artist answers",
             show_progress=show_progress,
         )
     return user_answers, artist_answers
+
+
+def _answers_summary(answers: StoredAnswers | None) -> dict[str, int]:
+    if answers is None:
+        return {"stored": 0, "depth": 0}
+    return {"stored": answers.n_stored, "depth": answers.depth}
 
 
 def retrieval_summary(user_index: VectorIndex, item_index: VectorIndex) -> dict[str, Any]:
@@ -274,7 +291,7 @@ def check_parts(parts: ArtifactParts) -> list[str]:
         ("artist", parts.artist_answers, len(parts.artists)),
     ):
         if answers is not None and answers.n_queries != n_rows:
-            problems.append(f"{name} answers have {answers.n_queries} rows, expected {n_rows}")
+            problems.append(f"{name} answers are for {answers.n_queries} rows, expected {n_rows}")
         elif answers is not None and answers.ids.size and int(answers.ids.max()) >= n_items:
             problems.append(f"{name} answers name items beyond the model's {n_items}")
     if not parts.tracks["track_id"].is_unique:
@@ -333,8 +350,8 @@ def publish_artifact(
     content["retrieval"] = {
         **content["retrieval"],
         "stored_answers": {
-            "users": parts.user_answers.depth if parts.user_answers is not None else 0,
-            "artists": parts.artist_answers.depth if parts.artist_answers is not None else 0,
+            "users": _answers_summary(parts.user_answers),
+            "artists": _answers_summary(parts.artist_answers),
         },
     }
     content.setdefault("graph", parts.graph.summary)

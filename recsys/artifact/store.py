@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 #: Answers stored at publish time (:mod:`recsys.retrieval.answers`), under ``index/``.
-USER_ANSWERS_FILE = "user_track.user_answers.npy"
-ARTIST_ANSWERS_FILE = "item_item.artist_answers.npy"
+USER_ANSWERS_FILE = "user_track.user_answers.npz"
+ARTIST_ANSWERS_FILE = "item_item.artist_answers.npz"
 _TMP_PREFIX = ".tmp-"
 _OLD_PREFIX = ".old-"
 

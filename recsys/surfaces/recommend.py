@@ -3,7 +3,10 @@
 Candidates come from the FAISS index over the trusted pool; what a user has
 already streamed, what the caller excludes and what was taken down since
 training are excluded inside the search, so a request still returns ``k``
-items whenever the pool holds ``k`` eligible ones.
+items whenever the pool holds ``k`` eligible ones. A known user's first ``k``
+candidates usually come from the answer the artifact stores for them
+(:mod:`recsys.retrieval.answers`): the ids that search returns, without the
+graph walk.
 """
 
 from __future__ import annotations

@@ -403,6 +403,7 @@ def synthetic_parts(
         a_vectors,
         users_depth=retrieval.answer_depth_users,
         artists_depth=retrieval.answer_depth_artists,
+        max_users=retrieval.answer_max_users,
     )
 
     parts = ArtifactParts(

@@ -44,11 +44,13 @@ def test_published_parts_load_and_serve(parts, tmp_path: Path) -> None:
         "index/item_item.faiss",
         "graph/relations.parquet",
         "pool/exclusions.parquet",
-        "index/user_track.user_answers.npy",
-        "index/item_item.artist_answers.npy",
+        "index/user_track.user_answers.npz",
+        "index/item_item.artist_answers.npz",
     ):
         assert rel in written["files"], rel
-    assert written["retrieval"]["stored_answers"] == {"users": 50, "artists": 100}
+    answers = written["retrieval"]["stored_answers"]
+    assert answers["users"] == {"stored": SPEC.n_users, "depth": 50}
+    assert answers["artists"]["depth"] == 100 and 0 < answers["artists"]["stored"] <= SPEC.n_artists
 
     engine = Engine.load(tmp_path / "a")
     art = engine.artifact
@@ -73,12 +75,15 @@ def test_synthetic_artifact_is_deterministic_and_versioned(tmp_path: Path) -> No
     for rel in ("model/item_factors.npy", "model/seen.npz", "catalogue/tracks.parquet"):
         assert a["files"][rel]["sha256"] == b["files"][rel]["sha256"], rel
     assert "timings_s" in a
-    for rel in ("index/user_track.user_answers.npy", "index/item_item.artist_answers.npy"):
+    for rel in ("index/user_track.user_answers.npz", "index/item_item.artist_answers.npz"):
         assert a["files"][rel]["sha256"] == b["files"][rel]["sha256"], rel
     # Without stored answers (depth 0) the artifact still loads and serves, live.
     none = RetrievalConfig(answer_depth_users=0, answer_depth_artists=0)
     c = publish_synthetic_artifact(tmp_path / "c", spec, retrieval=none)
-    assert c["retrieval"]["stored_answers"] == {"users": 0, "artists": 0}
+    assert c["retrieval"]["stored_answers"] == {
+        "users": {"stored": 0, "depth": 0},
+        "artists": {"stored": 0, "depth": 0},
+    }
     engine = Engine.load(tmp_path / "c")
     assert engine.artifact.user_answers is None and engine.artifact.artist_answers is None
     assert len(engine.recommender.for_user("u0000001", 10).items) == 10
@@ -96,9 +101,10 @@ def _broken(p: ArtifactParts, what: str) -> tuple[ArtifactParts, str]:
         return dataclasses.replace(p, user_factors=p.user_factors[:-1]), "user factors"
     if what == "user_answers":
         short = StoredAnswers(p.user_answers.ids[:-1])
-        return dataclasses.replace(p, user_answers=short), "user answers have"
+        return dataclasses.replace(p, user_answers=short), "user answers are for"
     if what == "artist_answers":
-        beyond = StoredAnswers(np.full_like(p.artist_answers.ids, len(p.item_factors)))
+        a = p.artist_answers
+        beyond = StoredAnswers(np.full_like(a.ids, len(p.item_factors)), a.rows, a.n_queries)
         return dataclasses.replace(p, artist_answers=beyond), "artist answers name items"
     if what == "out_of_pool_item":
         tracks = p.tracks.copy()

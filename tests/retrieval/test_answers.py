@@ -15,19 +15,27 @@ IDS = np.array([[4, 2, 7, -1], [1, 0, 3, 5], [-1, -1, -1, -1]])
 
 def test_first_gives_a_prefix_or_sends_the_query_live() -> None:
     s = StoredAnswers(IDS)
-    assert s.depth == 4 and s.n_queries == 3 and s.ids.dtype == np.int32
+    assert s.depth == 4 and s.n_queries == 3 and s.n_stored == 3 and s.ids.dtype == np.int32
     assert s.first(0, 2).tolist() == [4, 2]
     assert s.first(0, 2).dtype == np.int64
     assert s.first(1, 4).tolist() == [1, 0, 3, 5]
     assert s.first(0, 4) is None  # only three ids stored: the live search fills it
     assert s.first(1, 5) is None  # deeper than stored
-    assert s.first(2, 1) is None  # a query without a vector
+    assert s.first(2, 1) is None  # nothing stored for it
     blocked = np.zeros(8, dtype=bool)
     blocked[3] = True
     assert s.first(1, 2, blocked).tolist() == [1, 0]  # the blocked id lies beyond k
     assert s.first(1, 3, blocked) is None  # ... and within it: search live
     with pytest.raises(ValueError):
         s.ids[0, 0] = 9  # read-only
+
+
+def test_some_queries_stored() -> None:
+    s = StoredAnswers(IDS[:2], rows=np.array([1, 5]), n_queries=7)
+    assert s.n_queries == 7 and s.n_stored == 2
+    assert s.first(1, 2).tolist() == [4, 2]
+    assert s.first(5, 4).tolist() == [1, 0, 3, 5]
+    assert all(s.first(r, 1) is None for r in (0, 2, 3, 4, 6))
 
 
 def test_bad_arrays_are_refused(tmp_path: Path) -> None:
@@ -37,15 +45,24 @@ def test_bad_arrays_are_refused(tmp_path: Path) -> None:
         StoredAnswers(np.zeros((2, 2)))
     with pytest.raises(ValueError):
         StoredAnswers(np.array([[0, -2]]))
-    path = StoredAnswers(IDS).save(tmp_path / "a.npy")
-    assert StoredAnswers.load(path, n_queries=3, n_ids=8).ids.tolist() == IDS.tolist()
-    with pytest.raises(ArtifactError, match="rows"):
-        StoredAnswers.load(path, n_queries=4, n_ids=8)
+    with pytest.raises(ValueError, match="one per stored"):
+        StoredAnswers(IDS, rows=np.array([0, 1]), n_queries=5)
+    with pytest.raises(ValueError, match="increase"):
+        StoredAnswers(IDS, rows=np.array([0, 2, 1]), n_queries=5)
+    with pytest.raises(ValueError, match="increase"):
+        StoredAnswers(IDS, rows=np.array([0, 1, 5]), n_queries=5)
+    stored = StoredAnswers(IDS, rows=np.array([0, 2, 4]), n_queries=6)
+    path = stored.save(tmp_path / "a.npz")
+    back = StoredAnswers.load(path, n_queries=6, n_ids=8)
+    assert back.ids.tolist() == IDS.tolist() and back.rows.tolist() == [0, 2, 4]
+    assert back.first(2, 2).tolist() == [1, 0] and back.first(1, 1) is None
+    with pytest.raises(ArtifactError, match="queries"):
+        StoredAnswers.load(path, n_queries=7, n_ids=8)
     with pytest.raises(ArtifactError, match="beyond"):
-        StoredAnswers.load(path, n_queries=3, n_ids=7)
-    (tmp_path / "b.npy").write_bytes(b"not numpy")
+        StoredAnswers.load(path, n_queries=6, n_ids=7)
+    (tmp_path / "b.npz").write_bytes(b"not numpy")
     with pytest.raises(ArtifactError, match="unreadable"):
-        StoredAnswers.load(tmp_path / "b.npy", n_queries=3, n_ids=8)
+        StoredAnswers.load(tmp_path / "b.npz", n_queries=3, n_ids=8)
 
 
 @pytest.mark.parametrize("kind_threshold", [10**9, 0], ids=["exact", "hnsw"])
@@ -58,13 +75,11 @@ def test_stored_prefixes_are_the_live_answers(kind_threshold: int, metric: str) 
     idx = build_index(x, metric=metric, exact_threshold=kind_threshold, ef_search=64)
     queries = rng.normal(size=(60, 16)).astype(np.float32)
     exclude = [rng.choice(3000, size=int(rng.integers(0, 40)), replace=False) for _ in range(60)]
-    has = np.ones(60, dtype=bool)
-    has[7] = False
-    stored = compute_answers(idx, queries, 48, exclude=exclude, has_query=has)
-    assert stored.ids.shape == (60, 48) and (stored.ids[7] == -1).all()
-    for r in range(60):
-        if r == 7:
-            continue
+    rows = np.delete(np.arange(60), 7)
+    stored = compute_answers(idx, queries, 48, exclude=exclude, rows=rows)
+    assert stored.ids.shape == (59, 48) and stored.n_queries == 60
+    assert stored.first(7, 1) is None  # not asked: searched live
+    for r in rows.tolist():
         for k in (1, 10, 48):
             got = stored.first(r, k)
             assert got is not None

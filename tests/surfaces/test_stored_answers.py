@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from recsys.artifact.loaded import Artifact
+from recsys.artifact.publish import compute_stored_answers
 from recsys.config import RetrievalConfig
 from recsys.pool.rules import Takedowns
 from recsys.retrieval import VectorIndex
@@ -54,9 +55,40 @@ def count_searches(monkeypatch) -> dict[str, int]:
 
 def test_artifact_stores_answers_for_users_and_artists(artifact: Artifact) -> None:
     assert artifact.user_answers.ids.shape == (SPEC.n_users, 50)
-    assert artifact.artist_answers.ids.shape == (len(artifact.artists), 100)
-    assert artifact.manifest["retrieval"]["stored_answers"] == {"users": 50, "artists": 100}
+    with_vector = np.linalg.norm(artifact.artist_factors, axis=1) > 0
+    assert artifact.artist_answers.rows.tolist() == np.flatnonzero(with_vector).tolist()
+    assert artifact.artist_answers.n_queries == len(artifact.artists)
+    assert artifact.artist_answers.depth == 100
+    assert artifact.manifest["retrieval"]["stored_answers"]["users"] == {
+        "stored": SPEC.n_users,
+        "depth": 50,
+    }
     assert artifact.manifest["retrieval"]["user_track"]["kind"] == "hnsw"
+
+
+def test_only_the_most_active_users_get_answers(artifact: Artifact, count_searches) -> None:
+    a = artifact
+    users, _ = compute_stored_answers(
+        a.user_index,
+        a.item_index,
+        a.user_factors,
+        a.seen,
+        a.artist_factors,
+        users_depth=20,
+        artists_depth=0,
+        max_users=50,
+    )
+    heard = np.diff(a.seen.indptr)
+    assert users.n_stored == 50 and users.n_queries == SPEC.n_users
+    assert heard[users.rows].min() >= np.sort(heard)[-50]  # the 50 most active
+    capped = dataclasses.replace(a, user_answers=users)
+    stored, live = Engine(capped).recommender, Engine(_live(a)).recommender
+    count_searches["ip"] = 0
+    for row in range(SPEC.n_users):
+        user = str(a.user_ids[row])
+        assert _same(stored.for_user(user, 10).items, live.for_user(user, 10).items)
+    # The live engine searched for everyone, the capped one for the 150 others.
+    assert count_searches["ip"] == SPEC.n_users + (SPEC.n_users - 50)
 
 
 def test_recommendations_from_stored_answers_are_the_live_ones(artifact, count_searches) -> None:
@@ -112,7 +144,8 @@ def test_a_takedown_in_a_stored_answer_sends_the_request_live(
     # A takedown outside a user's stored prefix leaves the stored answer in use.
     rows = artifact.track_rows(gone)
     gone_items = artifact.tracks["model_row"].to_numpy()[rows]
-    clear = ~np.isin(artifact.user_answers.ids[:, :3], gone_items).any(axis=1)
-    other = str(artifact.user_ids[np.flatnonzero(clear)[0]])
+    stored = artifact.user_answers  # every user's (fewer than answer_max_users)
+    clear = ~np.isin(stored.ids[:, :3], gone_items).any(axis=1)
+    other = str(artifact.user_ids[stored.rows[np.flatnonzero(clear)[0]]])
     assert not set(gone) & {i.track_id for i in after.recommender.for_user(other, 3).items}
     assert count_searches["ip"] == 2  # the two above (stored answer with a takedown, live engine)

@@ -81,9 +81,10 @@ def test_manifest_describes_the_run(trained) -> None:
     assert m["training"]["params"]["factors"] > 0 and m["training"]["pairs"] > 0
     for stage in ("load", "pool", "events", "aggregate", "fit", "index", "answers", "publish"):
         assert m["timings_s"][stage] >= 0
-    # Answers stored for every model user and artist, at the configured depths.
-    assert m["retrieval"]["stored_answers"] == {"users": 50, "artists": 100}
+    # Answers stored for every model user (fewer than answer_max_users) and artist.
     art = Artifact.load(trained.path)
+    assert m["retrieval"]["stored_answers"]["users"] == {"stored": len(art.user_ids), "depth": 50}
+    assert m["retrieval"]["stored_answers"]["artists"]["depth"] == 100
     assert art.user_answers.n_queries == len(art.user_ids)
     assert art.artist_answers.n_queries == len(art.artists)
 
@@ -94,6 +95,8 @@ def test_stored_answer_depths_are_checked() -> None:
     with pytest.raises(ConfigError, match="answer_depth_artists"):
         RetrievalConfig(answer_depth_artists=-1)
     assert RetrievalConfig(answer_depth_users=0).answer_depth_users == 0
+    with pytest.raises(ConfigError, match="answer_max_users"):
+        RetrievalConfig(answer_max_users=-5)
 
 
 def test_model_items_are_pool_tracks_only(trained, tiny: Path) -> None:
