@@ -73,6 +73,14 @@ class RetrievalConfig:
     answer_depth_artists: int = 100
     answer_max_users: int = 50_000
 
+    def answer_kwargs(self) -> dict[str, int]:
+        """Keyword arguments of :func:`recsys.artifact.publish.compute_stored_answers`."""
+        return {
+            "users_depth": self.answer_depth_users,
+            "artists_depth": self.answer_depth_artists,
+            "max_users": self.answer_max_users,
+        }
+
     def __post_init__(self) -> None:
         if self.answer_max_users < 0:
             raise ConfigError(f"answer_max_users must be >= 0, got {self.answer_max_users}")

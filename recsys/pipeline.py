@@ -179,14 +179,7 @@ def _stored_answers_one_thread(
     """:func:`compute_stored_answers` with faiss on this thread only (see :func:`train`)."""
     with omp_threads(1):
         return compute_stored_answers(
-            user_index,
-            item_index,
-            user_factors,
-            seen,
-            artist_factors,
-            users_depth=rc.answer_depth_users,
-            artists_depth=rc.answer_depth_artists,
-            max_users=rc.answer_max_users,
+            user_index, item_index, user_factors, seen, artist_factors, **rc.answer_kwargs()
         )
 
 

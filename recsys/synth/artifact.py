@@ -396,14 +396,7 @@ def synthetic_parts(
     user_index = build_index(item_factors, ids, metric="ip", **index_kw)
     item_index = build_index(item_factors, ids, metric="cosine", **index_kw)
     user_answers, artist_answers = compute_stored_answers(
-        user_index,
-        item_index,
-        user_factors,
-        seen,
-        a_vectors,
-        users_depth=retrieval.answer_depth_users,
-        artists_depth=retrieval.answer_depth_artists,
-        max_users=retrieval.answer_max_users,
+        user_index, item_index, user_factors, seen, a_vectors, **retrieval.answer_kwargs()
     )
 
     parts = ArtifactParts(
