@@ -116,9 +116,9 @@ class ArtifactParts:
     fraud_accounts
         Flagged accounts, for audit (``None``: fraud detection did not run).
     user_answers, artist_answers
-        The indexes' answers stored for known users (user index, streamed
-        items excluded) and for artists (item index, the artist's unit vector),
-        (:func:`compute_stored_answers`); ``None``: not stored.
+        The indexes' answers stored for the most active users (user index,
+        streamed items excluded) and for artists (item index, the artist's unit
+        vector), from :func:`compute_stored_answers`; ``None``: not stored.
     """
 
     tracks: pd.DataFrame
@@ -177,7 +177,8 @@ def compute_stored_answers(
     Returns
     -------
     user_answers, artist_answers : StoredAnswers or None
-        Shapes (n_users, users_depth) and (n_artists, artists_depth).
+        Over ``n_users`` and ``n_artists`` queries, ``users_depth`` and
+        ``artists_depth`` ids per stored one.
     """
     user_answers = artist_answers = None
     if users_depth > 0 and max_users != 0:
@@ -188,9 +189,10 @@ def compute_stored_answers(
         if max_users is not None and max_users < n_users:
             # The most active users: in the requests, as in the listening.
             rows = np.sort(np.lexsort((rows, -heard))[:max_users])
-        exclude = [
-            csr.indices[csr.indptr[r] : csr.indptr[r + 1]].astype(np.int64) for r in range(n_users)
-        ]
+        # Each stored user's streamed items, as the server excludes them (None: not asked).
+        exclude: list[np.ndarray | None] = [None] * n_users
+        for r in rows.tolist():
+            exclude[r] = csr.indices[csr.indptr[r] : csr.indptr[r + 1]].astype(np.int64)
         user_answers = compute_answers(
             user_index,
             np.asarray(user_factors, dtype=np.float32),

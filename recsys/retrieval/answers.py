@@ -107,10 +107,6 @@ class StoredAnswers:
         """Ids stored per query."""
         return int(self.ids.shape[1])
 
-    @property
-    def nbytes(self) -> int:
-        return int(self.ids.nbytes + self.rows.nbytes + self._slot.nbytes)
-
     def first(self, row: int, k: int, blocked: np.ndarray | None = None) -> np.ndarray | None:
         """The ``k`` best stored ids of query ``row``, or ``None`` when a live search is needed.
 
@@ -181,7 +177,7 @@ def compute_answers(
     queries: np.ndarray,
     depth: int,
     *,
-    exclude: list[np.ndarray] | None = None,
+    exclude: list[np.ndarray | None] | None = None,
     rows: np.ndarray | None = None,
     desc: str = "answers",
     show_progress: bool = False,
@@ -198,8 +194,9 @@ def compute_answers(
     depth
         Ids stored per query (>= 1). Keep it at or below the index's
         ``ef_search`` so that every ``k <= depth`` is a prefix of the answer.
-    exclude : list of n arrays of int64, optional
-        Per-query external ids to leave out (a user's streamed items).
+    exclude : list of n arrays of int64 (or None), optional
+        Per-query external ids to leave out (a user's streamed items); only the
+        entries of ``rows`` are read.
     rows : numpy.ndarray of int, shape (m,), optional
         The queries to answer, increasing; ``None``: all of them. The others
         are searched live when asked.
