@@ -111,6 +111,13 @@ KINDS = {
     "artist radio": "artist",
     "track radio": "track",
 }
+#: Per request kind: the ids it draws from, the engine's path, its size parameter and value.
+REQUESTS = {
+    "known": ("known", "/v1/users/{}/recommendations", "k", 20),
+    "unknown": ("unknown", "/v1/users/{}/recommendations", "k", 20),
+    "artist": ("artists", "/v1/radio/artists/{}", "size", 50),
+    "track": ("tracks", "/v1/radio/tracks/{}", "size", 50),
+}
 
 logger = logging.getLogger("bench_serving")
 
@@ -139,10 +146,9 @@ def ensure_artifact(args: argparse.Namespace) -> Path:
     base = Path(args.work) / f"base-{spec.n_pool_tracks}-d{spec.factors}-s{spec.seed}{suffix}"
     try:
         manifest = read_manifest(base, verify=False)
+        same_spec = manifest.get("data", {}).get("spec") == dataclasses.asdict(spec)
         built_for = manifest.get("config", {}).get("retrieval")
-        if manifest.get("data", {}).get("spec") == dataclasses.asdict(
-            spec
-        ) and built_for == dataclasses.asdict(retrieval):
+        if same_spec and built_for == dataclasses.asdict(retrieval):
             logger.info("reusing artifact %s (%s)", base, manifest["version"])
             return base
         logger.info(
@@ -379,30 +385,27 @@ class Phase:
     server_cpu_s: float = 0.0
 
 
-def _requests(ids: dict[str, list[str]], rng: random.Random, only: str | None = None):
-    """The engine's request stream: ``(route, path, k)`` in the :data:`ROUTES` mix (or ``only``)."""
+def _picks(ids: dict[str, list[str]], rng: random.Random, only: str | None = None):
+    """``(route, kind, id, param, k)`` in the :data:`ROUTES` mix (or ``only`` that route)."""
     names = [r for r, _ in ROUTES] if only is None else [only]
     weights = [w for _, w in ROUTES] if only is None else [1.0]
     while True:
         route = rng.choices(names, weights)[0]
-        if route.endswith("(known user)"):
-            path = f"/v1/users/{rng.choice(ids['known'])}/recommendations?k=20"
-            yield route, path, 20
-        elif route.endswith("(unknown user)"):
-            path = f"/v1/users/{rng.choice(ids['unknown'])}/recommendations?k=20"
-            yield route, path, 20
-        elif route == "artist radio":
-            yield route, f"/v1/radio/artists/{rng.choice(ids['artists'])}?size=50", 50
-        else:
-            yield route, f"/v1/radio/tracks/{rng.choice(ids['tracks'])}?size=50", 50
+        kind = KINDS[route]
+        pool, _, param, k = REQUESTS[kind]
+        yield route, kind, rng.choice(ids[pool]), param, k
+
+
+def _requests(ids: dict[str, list[str]], rng: random.Random, only: str | None = None):
+    """The engine's request stream: ``(route, path, k)``."""
+    for route, kind, item, param, k in _picks(ids, rng, only):
+        yield route, f"{REQUESTS[kind][1].format(item)}?{param}={k}", k
 
 
 def _bare_requests(ids: dict[str, list[str]], rng: random.Random):
     """The bare route's stream: the engine's mix, each request for a captured answer of its kind."""
-    for route, path, k in _requests(ids, rng):
-        item = path.split("?")[0].split("/")[-2 if "/users/" in path else -1]
-        param = "k" if "/users/" in path else "size"
-        yield BARE, f"/bare/{KINDS[route]}/{item}?{param}={k}", k
+    for _, kind, item, param, k in _picks(ids, rng):
+        yield BARE, f"/bare/{kind}/{item}?{param}={k}", k
 
 
 async def client(
