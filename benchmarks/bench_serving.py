@@ -141,6 +141,8 @@ def ensure_artifact(args: argparse.Namespace) -> Path:
     spec = _spec(args)
     storage = getattr(args, "storage", None) or RetrievalConfig().hnsw_storage
     retrieval = RetrievalConfig(hnsw_storage=storage)
+    if getattr(args, "answer_max_users", None) is not None:
+        retrieval = dataclasses.replace(retrieval, answer_max_users=args.answer_max_users)
     # Artifacts from before the float16 default (storage float32) keep their old name.
     suffix = "" if storage == "float32" else f"-{storage}"
     base = Path(args.work) / f"base-{spec.n_pool_tracks}-d{spec.factors}-s{spec.seed}{suffix}"
@@ -627,6 +629,13 @@ def main(argv: list[str] | None = None) -> int:
         "--storage",
         choices=["float16", "float32"],
         help="vectors of the HNSW indexes (default: the training default, float16)",
+    )
+    p.add_argument(
+        "--answer-max-users",
+        type=int,
+        help="users whose answer the artifact stores (default: the training default, "
+        "[retrieval] answer_max_users); the requests draw users uniformly, so only a cap "
+        "at or above the artifact's users (100,000) answers every known user from storage",
     )
     p.add_argument("--duration", type=float, default=30.0, help="seconds of load per phase")
     p.add_argument("--max-duration", type=float, default=600.0, help="hard cap of a phase")

@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from recsys.config import TrainConfig  # noqa: E402
+from recsys.config import load_config  # noqa: E402
 from recsys.models import ALSModel, confidence  # noqa: E402
 from recsys.pipeline import prepare_training, train  # noqa: E402
 from recsys.synth import generate_platform  # noqa: E402
@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", help="existing contract directory (skips generation)")
     ap.add_argument("--keep", help="keep the generated data in this directory")
+    ap.add_argument("--config", help="training settings (TOML or JSON, as `recsys train --config`)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -52,7 +53,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 generate_platform(data_dir, scale=args.scale, seed=args.seed)
                 print(f"generated {args.scale} in {time.perf_counter() - t0:.1f}s")
-        config = TrainConfig()
+        config = load_config(args.config)
 
         # The exact matrix the pipeline trains on: the pipeline's own stages before the fit.
         inter = prepare_training(data_dir, config).interactions

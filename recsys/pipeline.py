@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -168,18 +170,33 @@ def prepare_training(
     return PreparedTraining(data, pool, fraud, report, inter, graph_events)
 
 
-def _stored_answers_one_thread(
+#: faiss's threads at import (every core, or OMP_NUM_THREADS): what the answers widen to.
+_ALL_THREADS = faiss.omp_get_max_threads()
+
+
+def _stored_answers_beside(
     user_index: VectorIndex,
     item_index: VectorIndex,
     user_factors: np.ndarray,
     seen: sp.csr_matrix,
     artist_factors: np.ndarray,
     rc: RetrievalConfig,
+    alone: threading.Event,
 ) -> tuple[StoredAnswers | None, StoredAnswers | None]:
-    """:func:`compute_stored_answers` with faiss on this thread only (see :func:`train`)."""
+    """:func:`compute_stored_answers` on one faiss thread, on every core once ``alone`` is set.
+
+    It runs beside the graph stage (see :func:`train`), which keeps one core
+    busy; the batches searched after that stage ends get faiss's default threads.
+    """
     with omp_threads(1):
         return compute_stored_answers(
-            user_index, item_index, user_factors, seen, artist_factors, **rc.answer_kwargs()
+            user_index,
+            item_index,
+            user_factors,
+            seen,
+            artist_factors,
+            **rc.answer_kwargs(),
+            n_threads=lambda: _ALL_THREADS if alone.is_set() else None,
         )
 
 
@@ -265,20 +282,26 @@ def train(
     # The stored answers (one search per stored user and artist, faiss without the
     # GIL) run on one thread beside the graph stage, which keeps one core busy and
     # leaves the other idle: measured on the large platform, 11 s of answers after
-    # the graph stage. The "answers" time is what is left once the graph is done.
+    # the graph stage. The "answers" time is what is left once the graph is done;
+    # what is left runs on every core.
+    alone = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="answers") as beside:
         answers = beside.submit(
-            _stored_answers_one_thread,
+            _stored_answers_beside,
             user_index,
             item_index,
             model.user_factors_,
             inter.matrix,
             a_vectors,
             rc,
+            alone,
         )
-        with timer.stage("graph"):
-            graph = run_graph_stage(data, pool.eligible, a_vectors, graph_events, config.graph)
-            del graph_events
+        try:
+            with timer.stage("graph"):
+                graph = run_graph_stage(data, pool.eligible, a_vectors, graph_events, config.graph)
+                del graph_events
+        finally:
+            alone.set()
         with timer.stage("answers"):
             user_answers, artist_answers = answers.result()
 

@@ -154,6 +154,7 @@ def compute_stored_answers(
     artists_depth: int,
     max_users: int | None = None,
     show_progress: bool = False,
+    n_threads: Callable[[], int | None] | None = None,
 ) -> tuple[StoredAnswers | None, StoredAnswers | None]:
     """The answers to store for known users and artists (see :mod:`recsys.retrieval.answers`).
 
@@ -173,6 +174,9 @@ def compute_stored_answers(
         Most users with a stored answer: those with most distinct streamed
         tracks (ties: lower row first); ``None``: all. Artists with a vector all
         get one.
+    n_threads
+        Asked before each batch of searches: faiss's threads for it (see
+        :func:`recsys.retrieval.answers.compute_answers`).
 
     Returns
     -------
@@ -201,6 +205,7 @@ def compute_stored_answers(
             rows=rows,
             desc="user answers",
             show_progress=show_progress,
+            n_threads=n_threads,
         )
     if artists_depth > 0:
         factors = np.asarray(artist_factors)
@@ -211,6 +216,7 @@ def compute_stored_answers(
             rows=np.flatnonzero(np.linalg.norm(factors, axis=1) > 0),
             desc="artist answers",
             show_progress=show_progress,
+            n_threads=n_threads,
         )
     return user_answers, artist_answers
 

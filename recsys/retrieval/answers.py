@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ from tqdm.auto import tqdm
 
 from recsys.errors import ArtifactError
 from recsys.retrieval.index import VectorIndex
+from recsys.retrieval.threads import omp_threads
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +183,7 @@ def compute_answers(
     rows: np.ndarray | None = None,
     desc: str = "answers",
     show_progress: bool = False,
+    n_threads: Callable[[], int | None] | None = None,
 ) -> StoredAnswers:
     """Ask ``index`` for the given queries and keep the best ``depth`` ids of each answer.
 
@@ -200,6 +203,10 @@ def compute_answers(
     rows : numpy.ndarray of int, shape (m,), optional
         The queries to answer, increasing; ``None``: all of them. The others
         are searched live when asked.
+    n_threads : callable, optional
+        Asked before each batch of queries: the OpenMP threads faiss may use
+        for it (``None``: the calling thread's setting). Lets a caller running
+        this beside other work widen it once that work is done.
 
     Returns
     -------
@@ -217,7 +224,8 @@ def compute_answers(
     ):
         batch = rows[lo : lo + _BATCH]
         excl = [exclude[r] for r in batch.tolist()] if exclude is not None else None
-        _, ids = index.search(queries[batch], depth, exclude=excl)
+        with omp_threads(n_threads() if n_threads is not None else None):
+            _, ids = index.search(queries[batch], depth, exclude=excl)
         out[lo : lo + len(batch)] = ids
     logger.info(
         "%s: %d of %d queries x %d ids in %.1fs",

@@ -659,7 +659,8 @@ class VectorIndex:
             pos = positions[start:stop]
             ok = pos >= 0
             vecs = self._stored[np.where(ok, pos, 0), :d]
-            s = np.matmul(vecs, q[start:stop, :d, None])[:, :, 0]
+            # Widened first: numpy's mixed float16 x float32 product is the slow path.
+            s = np.matmul(vecs.astype(np.float32, copy=False), q[start:stop, :d, None])[:, :, 0]
             s[~ok] = -np.inf
             order = np.argsort(-s, axis=1, kind="stable")
             scores[start:stop] = np.take_along_axis(s, order, axis=1)

@@ -173,7 +173,11 @@ class SurfaceContext:
         mr = self.model_row[track_rows]
         out = np.full(len(track_rows), 0.5)
         has = mr >= 0
-        out[has] = (1.0 + self.item_unit[mr[has]] @ query) / 2.0
+        # Gather (np.take), widen float16 vectors, then one BLAS product: a float16
+        # matrix times a float32 query takes numpy's mixed-type path, about twice as
+        # slow for the few hundred rows of a radio.
+        vecs = np.take(self.item_unit, mr[has], axis=0)
+        out[has] = (1.0 + vecs.astype(np.result_type(vecs, query), copy=False) @ query) / 2.0
         return out
 
     def best_tracks(

@@ -100,3 +100,35 @@ def test_rank_orders_by_exact_score_and_refuses_unknown_ids() -> None:
         idx.rank(np.array([1.0, 1.0], dtype=np.float32), np.array([9]))
     with pytest.raises(ValueError, match="one query"):
         idx.rank(np.ones((2, 2), dtype=np.float32), np.array([0]))
+
+
+def test_threads_are_asked_before_every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``n_threads`` is consulted before each batch and is in force while faiss searches it."""
+    import faiss
+
+    import recsys.retrieval.answers as answers
+
+    monkeypatch.setattr(answers, "_BATCH", 8)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2000, 8)).astype(np.float32)
+    idx = build_index(x, metric="ip", exact_threshold=0, ef_search=32)
+    queries = rng.normal(size=(30, 8)).astype(np.float32)
+    plain = compute_answers(idx, queries, 10)
+
+    asked: list[int] = []
+    during: list[int] = []
+    search = idx.search
+
+    def spying_search(*args, **kwargs):
+        during.append(faiss.omp_get_max_threads())
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(idx, "search", spying_search)
+    before = faiss.omp_get_max_threads()
+    widened = compute_answers(
+        idx, queries, 10, n_threads=lambda: asked.append(1) or (1 if len(asked) <= 2 else 2)
+    )
+    assert len(asked) == 4  # 30 queries in batches of 8
+    assert during == [1, 1, 2, 2]
+    assert faiss.omp_get_max_threads() == before  # restored
+    assert widened.ids.tolist() == plain.ids.tolist()
