@@ -11,10 +11,12 @@ chunk's work.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 #: Rows converted or looked up per step (a few ms of work each).
 CHUNK = 1 << 15
@@ -49,3 +51,103 @@ def codes(column: pd.Series, mapping: Mapping[str, int]) -> np.ndarray:
     values = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
     rows = index_rows(keys, column)
     return np.where(rows >= 0, values[rows], -1)
+
+
+class StringLookup:
+    """Rows of a column of string ids, without a Python object per id.
+
+    A ``pd.Index`` over a million ids holds a million Python strings and a hash
+    table of them, about 120 MB for the catalogue's track ids, and a served
+    artifact also kept its titles as Python strings (about 70 MB more). This
+    keeps the column's own Arrow strings and, sorted, a 64-bit hash of each id
+    with its row (12 MB per million). A lookup hashes the keys, binary-searches
+    the hashes, and checks each candidate against the stored id, so a hash
+    collision can cost a step but never give a wrong row.
+
+    Parameters
+    ----------
+    column
+        The ids, shape (n,); pandas strings (Arrow-backed or not) or anything
+        convertible to strings. Duplicates resolve to their first row.
+    """
+
+    def __init__(self, column: pd.Series | Sequence[str]) -> None:
+        self._strings = arrow_strings(column)
+        n = len(self._strings)
+        hashes = np.empty(n, dtype=np.uint64)
+        # In chunks: each chunk's Python strings live only while it is hashed.
+        for start in range(0, n, CHUNK):
+            part = self._strings.slice(start, CHUNK).to_numpy(zero_copy_only=False)
+            hashes[start : start + CHUNK] = _hash(part)
+        order = np.argsort(hashes, kind="stable")  # equal hashes keep row order
+        self._hashes = hashes[order]
+        self._rows = order.astype(np.int32 if n < 2**31 else np.int64)
+
+    def __len__(self) -> int:
+        return len(self._strings)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the Arrow strings, the hashes and their rows."""
+        return int(self._strings.nbytes + self._hashes.nbytes + self._rows.nbytes)
+
+    def values(self, rows: np.ndarray | Sequence[int]) -> list[str | None]:
+        """The ids at ``rows`` (shape (m,)), as Python strings (``None`` for a null)."""
+        return self._strings.take(np.asarray(rows, dtype=np.int64)).to_pylist()
+
+    def get_indexer(self, keys: np.ndarray | Sequence[Any]) -> np.ndarray:
+        """Row of each key, -1 where absent; shape (m,), intp."""
+        keys = np.asarray(keys, dtype=object).ravel()
+        out = np.full(len(keys), -1, dtype=np.intp)
+        if len(keys) == 0 or len(self._hashes) == 0:
+            return out
+        wanted = _hash(keys)
+        pos = np.searchsorted(self._hashes, wanted)
+        hit = np.flatnonzero(pos < len(self._hashes))
+        hit = hit[self._hashes[pos[hit]] == wanted[hit]]
+        if hit.size == 0:
+            return out
+        rows = self._rows[pos[hit]].astype(np.intp)
+        stored = self.values(rows)
+        for j, (i, row, value) in enumerate(zip(hit.tolist(), rows.tolist(), stored, strict=True)):
+            if value == keys[i]:
+                out[i] = row
+            else:  # another id with the same hash: look along the run of equal hashes
+                out[i] = self._scan(keys[i], int(wanted[i]), int(pos[hit[j]]) + 1)
+        return out
+
+    def get_loc(self, key: Any) -> int:
+        """Row of one key, -1 when absent."""
+        return int(self.get_indexer([key])[0])
+
+    def _scan(self, key: Any, wanted: int, start: int) -> int:
+        for p in range(start, len(self._hashes)):
+            if int(self._hashes[p]) != wanted:
+                break
+            row = int(self._rows[p])
+            if self._strings[row].as_py() == key:
+                return row
+        return -1
+
+
+def arrow_strings(column: pd.Series | Sequence[Any]) -> pa.Array:
+    """A column of strings as one contiguous Arrow string array, shape (n,), nulls kept.
+
+    From an Arrow-backed pandas column without going through Python strings. One
+    chunk, because ``take`` on a chunked array costs about 100 times more.
+    """
+    if isinstance(column, pd.Series) and hasattr(column.array, "__arrow_array__"):
+        arr = column.array.__arrow_array__()
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            if isinstance(arr, pa.ChunkedArray):
+                arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+            return arr
+    values = np.asarray(column, dtype=object)
+    if len(values):
+        values = np.where(pd.isna(values), None, values.astype(str)).astype(object)
+    return pa.array(values, type=pa.large_string(), from_pandas=True)
+
+
+def _hash(values: np.ndarray) -> np.ndarray:
+    """Deterministic 64-bit hashes of objects (pandas' SipHash, fixed key), shape (n,)."""
+    return pd.util.hash_array(np.asarray(values, dtype=object), categorize=False)

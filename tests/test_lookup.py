@@ -20,3 +20,48 @@ def test_chunked_lookups_match_pandas(monkeypatch) -> None:
     mapping = {"editorial": 0, "learned, reviewed": 1, "learned": 2}
     assert lookup.codes(prov, mapping).tolist() == [0, 2, 1, -1] * 3
     assert lookup.object_values(pd.Series([], dtype=str)).shape == (0,)
+
+
+def _arrow_column(values: list) -> pd.Series:
+    return pd.Series(values, dtype=pd.StringDtype("pyarrow"))
+
+
+def test_string_lookup_finds_rows_like_a_pandas_index(monkeypatch) -> None:
+    monkeypatch.setattr(lookup, "CHUNK", 3)  # hashed in several chunks
+    ids = [f"t{i:04d}" for i in range(10)] + ["é-ünïcode", "x"]
+    for column in (_arrow_column(ids), pd.Series(ids, dtype=object), ids):
+        found = lookup.StringLookup(column)
+        keys = ["t0003", "nope", "x", "é-ünïcode", "t0000", "", "T0003"]
+        assert found.get_indexer(keys).tolist() == pd.Index(ids).get_indexer(keys).tolist()
+        assert found.get_loc("t0009") == 9 and found.get_loc("missing") == -1
+        assert found.get_loc(3) == -1  # not a string: absent, not an error
+        assert found.values([11, 0, 10]) == ["x", "t0000", "é-ünïcode"]
+        assert len(found) == 12
+        assert found.get_indexer([]).tolist() == []
+
+
+def test_string_lookup_survives_hash_collisions(monkeypatch) -> None:
+    """With every id hashed alike, each lookup walks the run and still finds its row."""
+    monkeypatch.setattr(lookup, "_hash", lambda v: np.zeros(len(v), dtype=np.uint64))
+    ids = ["a", "b", "c", "d"]
+    found = lookup.StringLookup(_arrow_column(ids))
+    assert found.get_indexer(["d", "a", "zz", "c"]).tolist() == [3, 0, -1, 2]
+
+
+def test_string_lookup_nulls_duplicates_and_empty() -> None:
+    found = lookup.StringLookup(_arrow_column(["a", None, "b", "a"]))
+    assert found.get_indexer(["a", "b"]).tolist() == [0, 2]  # duplicates: the first row
+    assert found.values([1, 3]) == [None, "a"]
+    empty = lookup.StringLookup(_arrow_column([]))
+    assert empty.get_indexer(["a"]).tolist() == [-1] and len(empty) == 0
+
+
+def test_arrow_strings_is_one_chunk_without_python_strings() -> None:
+    import pyarrow as pa
+
+    chunked = pd.Series(
+        pd.arrays.ArrowStringArray(pa.chunked_array([["a", "b"], ["c"]])),
+    )
+    arr = lookup.arrow_strings(chunked)
+    assert isinstance(arr, pa.Array) and arr.to_pylist() == ["a", "b", "c"]
+    assert lookup.arrow_strings(pd.Series(["x", None], dtype=object)).to_pylist() == ["x", None]

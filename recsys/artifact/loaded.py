@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from recsys.artifact.store import (
@@ -21,7 +23,7 @@ from recsys.artifact.store import (
 )
 from recsys.errors import ArtifactError
 from recsys.graph.model import ArtistGraph, read_graph
-from recsys.lookup import index_rows, object_values
+from recsys.lookup import StringLookup, arrow_strings, index_rows
 from recsys.retrieval import StoredAnswers, VectorIndex
 from recsys.vectors import unit_rows
 
@@ -94,7 +96,7 @@ class Artifact:
     item_index: VectorIndex
     graph: ArtistGraph
     _user_rows: dict[str, int]
-    _track_rows: pd.Index
+    _track_rows: StringLookup
     _artist_rows: pd.Index
     _item_unit: np.ndarray | None = None
     user_answers: StoredAnswers | None = None
@@ -111,18 +113,22 @@ class Artifact:
             return self._item_unit
         return unit_rows(self.item_factors)
 
-    @functools.cached_property
-    def track_ids(self) -> np.ndarray:
-        """Catalogue track ids, object array, shape (n_tracks,), shared by every engine view.
+    def track_ids_of(self, rows: np.ndarray | list[int]) -> list[str]:
+        """Catalogue track ids of ``rows`` (shape (m,)), as Python strings.
 
-        The same string objects as the id lookup's (no second copy of the ids).
+        Read from the catalogue's Arrow strings: the artifact holds no Python
+        string per track (see :class:`recsys.lookup.StringLookup`).
         """
-        return np.asarray(self._track_rows, dtype=object)
+        return self._track_rows.values(rows)
+
+    def track_titles_of(self, rows: np.ndarray | list[int]) -> list[str | None]:
+        """Titles of catalogue ``rows`` (shape (m,)); ``None`` where missing or empty."""
+        return [t or None for t in self.track_titles.take(np.asarray(rows, np.int64)).to_pylist()]
 
     @functools.cached_property
-    def track_titles(self) -> np.ndarray:
-        """Catalogue track titles, object array, shape (n_tracks,), shared like :attr:`track_ids`."""
-        return object_values(self.tracks["title"])
+    def track_titles(self) -> pa.Array:
+        """Catalogue titles as one Arrow string array, shape (n_tracks,), built once."""
+        return arrow_strings(self.tracks["title"])
 
     @functools.cached_property
     def artist_ids(self) -> np.ndarray:
@@ -167,15 +173,15 @@ class Artifact:
 
     def track_rows(self, track_ids: list[str] | np.ndarray) -> np.ndarray:
         """Catalogue rows of track ids, -1 where unknown; shape (n,)."""
-        return self._track_rows.get_indexer(np.asarray(track_ids, dtype=object))
+        return self._track_rows.get_indexer(track_ids)
 
     def artist_rows(self, artist_ids: list[str] | np.ndarray) -> np.ndarray:
         """Artist rows of artist ids, -1 where unknown; shape (n,)."""
         return self._artist_rows.get_indexer(np.asarray(artist_ids, dtype=object))
 
     def track_row(self, track_id: str) -> int:
-        """Catalogue row of one track id, -1 when unknown (a hash lookup, no array built)."""
-        return _row(self._track_rows, track_id)
+        """Catalogue row of one track id, -1 when unknown."""
+        return self._track_rows.get_loc(track_id)
 
     def artist_row(self, artist_id: str) -> int:
         """Artist row of one artist id, -1 when unknown."""
@@ -194,7 +200,9 @@ class Artifact:
         path = resolve_artifact(path)
         manifest = read_manifest(path, verify=verify)
         try:
-            tracks = pd.read_parquet(path / "catalogue/tracks.parquet")
+            # One chunk per column: the id lookup and the titles then use the frame's
+            # own Arrow strings (recsys.lookup.arrow_strings) instead of a copy.
+            tracks = pq.read_table(path / "catalogue/tracks.parquet").combine_chunks().to_pandas()
             artists = pd.read_parquet(path / "catalogue/artists.parquet")
             labels = pd.read_parquet(path / "catalogue/labels.parquet")
             artist_tags = pd.read_parquet(path / "catalogue/artist_tags.parquet")
@@ -231,10 +239,9 @@ class Artifact:
             raise ArtifactError(f"{path}: cannot load the similar-artist graph ({exc})") from exc
         # Large columns in chunks, so that a server loading this keeps answering.
         track_artist = index_rows(artist_index, tracks["artist_id"])
-        # Object dtype, so that the lookup's hash table and ``track_ids`` share the id
-        # strings; one lookup builds the table now rather than in the first request.
-        track_index = pd.Index(object_values(tracks["track_id"]), dtype=object, copy=False)
-        track_index.get_indexer(track_index[:1])
+        # Hashes of the ids over the catalogue's own Arrow strings (in chunks, so
+        # that a server loading this keeps answering): no Python string per track.
+        track_index = StringLookup(tracks["track_id"])
         problems = []
         if (item_track < 0).any():
             problems.append("model items without a catalogue track")

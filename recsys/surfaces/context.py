@@ -103,9 +103,9 @@ class SurfaceContext:
         popular = rows[np.lexsort((rows, -self.listeners[rows]))]
         self.popular_rows = popular
         self._max_listeners = max(float(self.listeners.max()) if n_tracks else 1.0, 1.0)
-        # Object arrays built once per artifact, shared by every view of it; the
-        # ones answers are made from (make_items) are built now, not by a request.
-        a.track_ids, a.track_titles  # noqa: B018
+        # Built once per artifact, shared by every view of it; what answers are made
+        # from (make_items) is built now, not by a request.
+        a.track_titles  # noqa: B018
         self._artist_ids = a.artist_ids
         self._artist_names = a.artist_names
         self.release_day = (

@@ -64,3 +64,20 @@ def test_holds_allows_one_unit_in_the_last_place_only() -> None:
     assert not loaded_module._holds(flipped, saved)
     assert loaded_module._holds(saved.copy(), saved)
     assert not loaded_module._holds(saved * 1.0001, saved)
+
+
+def test_track_ids_and_titles_come_from_the_catalogue_strings(tmp_path: Path) -> None:
+    """Lookups and the ids and titles answers are made from agree with the catalogue frame."""
+    from recsys.lookup import StringLookup
+
+    spec = SyntheticSpec(n_pool_tracks=300, n_artists=20, n_users=30, factors=8, seed=4)
+    publish_synthetic_artifact(tmp_path / "a", spec)
+    art = Artifact.load(tmp_path / "a")
+    ids = art.tracks["track_id"].tolist()
+    assert isinstance(art._track_rows, StringLookup)  # no Python string per track held
+    rows = np.array([5, 0, len(ids) - 1, 17])
+    assert art.track_ids_of(rows) == [ids[r] for r in rows]
+    assert art.track_rows([ids[17], "nope", ids[0]]).tolist() == [17, -1, 0]
+    assert art.track_row(ids[42]) == 42 and art.track_row("nope") == -1
+    titles = art.tracks["title"]
+    assert art.track_titles_of(rows) == [titles.iloc[r] or None for r in rows]
