@@ -35,6 +35,8 @@ def test_string_lookup_finds_rows_like_a_pandas_index(monkeypatch) -> None:
         assert found.get_loc(3) == -1  # not a string: absent, not an error
         assert found.values([11, 0, 10]) == ["x", "t0000", "é-ünïcode"]
         assert len(found) == 12
+        # Held: the strings (Arrow) and 12 bytes of hash and row per id, no Python objects.
+        assert found.nbytes == found._strings.nbytes + 12 * 12
         assert found.get_indexer([]).tolist() == []
 
 
