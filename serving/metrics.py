@@ -14,7 +14,14 @@ import logging
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 access_log = logging.getLogger("recsys.access")
 
@@ -48,6 +55,9 @@ class ServiceMetrics:
         self.erasures = Gauge("recsys_erasures", "Users erased", registry=r)
         self.reloads = Gauge("recsys_reloads", "Artifact reloads by result", ["result"], registry=r)
         self.ready = Gauge("recsys_ready", "1 when an artifact is loaded", registry=r)
+        # The process's resident memory, CPU time and open files (Linux), so that memory
+        # during reloads, when two artifacts are held, can be watched in production too.
+        ProcessCollector(registry=r)
 
     def render(self, holder: Any) -> bytes:
         """Refresh the gauges that describe the served state, then the text format."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -208,6 +210,9 @@ def test_metrics_per_route(setup) -> None:
         assert f'recsys_requests_total{{method="GET",{route},status="200"}} 2.0' in text
         assert f'recsys_requests_total{{method="GET",{route},status="422"}} 1.0' in text
         assert "recsys_request_duration_seconds_bucket" in text and "recsys_pool_size" in text
+        if sys.platform.startswith("linux"):  # the process collector reads /proc
+            rss = re.search(r"^process_resident_memory_bytes (\S+)$", text, re.M)
+            assert rss is not None and float(rss.group(1)) > 10 * 2**20
 
 
 def test_readyz_false_until_loaded(tmp_path: Path) -> None:
