@@ -122,8 +122,8 @@ class Artifact:
         return self._track_rows.values(rows)
 
     def track_titles_of(self, rows: np.ndarray | list[int]) -> list[str | None]:
-        """Titles of catalogue ``rows`` (shape (m,)); ``None`` where missing or empty."""
-        return [t or None for t in self.track_titles.take(np.asarray(rows, np.int64)).to_pylist()]
+        """Titles of catalogue ``rows`` (shape (m,)); ``None`` where missing."""
+        return self.track_titles.take(np.asarray(rows, np.int64)).to_pylist()
 
     @functools.cached_property
     def track_titles(self) -> pa.Array:

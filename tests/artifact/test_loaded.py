@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import recsys.artifact.loaded as loaded_module
@@ -80,4 +81,6 @@ def test_track_ids_and_titles_come_from_the_catalogue_strings(tmp_path: Path) ->
     assert art.track_rows([ids[17], "nope", ids[0]]).tolist() == [17, -1, 0]
     assert art.track_row(ids[42]) == 42 and art.track_row("nope") == -1
     titles = art.tracks["title"]
-    assert art.track_titles_of(rows) == [titles.iloc[r] or None for r in rows]
+    assert art.track_titles_of(rows) == [
+        None if pd.isna(titles.iloc[r]) else titles.iloc[r] for r in rows
+    ]
