@@ -661,9 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--no-huge-pages",
+        "--huge-pages",
         action="store_true",
-        help="serve with RECSYS_HUGE_PAGES=false (indexes on 4 KiB pages), for comparison",
+        help="serve with RECSYS_HUGE_PAGES=true (glibc's huge-page tunable), for comparison",
     )
     p.add_argument("--serve-bare", metavar="PAYLOAD", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -691,8 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         "RECSYS_ADMIN_TOKEN": token,
         "RECSYS_STATE_PATH": str(state),
     }
-    if args.no_huge_pages:
-        env["RECSYS_HUGE_PAGES"] = "false"
+    env["RECSYS_HUGE_PAGES"] = "true" if args.huge_pages else "false"
     result: dict[str, Any] = {
         "args": {k: v for k, v in vars(args).items() if k not in ("serve_bare", "port")},
         "artifact": str(base),

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from recsys.artifact.loaded import Artifact
 from recsys.artifact.store import read_manifest, resolve_artifact
 from recsys.errors import ArtifactError
 from recsys.state import StateStore
-from recsys.surfaces.engine import Engine
+from recsys.surfaces.engine import SERVING_CATALOGUE_COLUMNS, Engine
 
 logger = logging.getLogger(__name__)
 
@@ -160,10 +161,25 @@ class EngineHolder:
         """Apply the state store now (after an admin write)."""
         return self.current()
 
+    def _load(self, path: Path) -> Engine:
+        """Load and check the artifact at ``path`` and build its engine.
+
+        Memory that loading needed only for a while (decoding buffers, sort
+        keys) is handed back twice: once the artifact is read, before the
+        engine's arrays are built, and once the engine is built. On a reload
+        that lowers the peak while the old artifact is still held: measured on
+        the 1M-track pool, 470 MiB above the process's start instead of 548
+        MiB with the one release at the end.
+        """
+        artifact = Artifact.load(path, catalogue_columns=SERVING_CATALOGUE_COLUMNS)
+        release_memory()
+        engine = Engine(artifact, state=self.store.snapshot())
+        release_memory()
+        return engine
+
     def load_initial(self) -> None:
         if self.artifact_path is not None:
-            self.engine = Engine.load(self.artifact_path, state=self.store.snapshot())
-            release_memory()  # what loading needed only for a while (decoding buffers)
+            self.engine = self._load(self.artifact_path)
             logger.info("serving artifact %s", self.engine.version)
 
     def newest_version(self) -> str | None:
@@ -200,7 +216,7 @@ class EngineHolder:
                         self.reloads["unchanged"] += 1
                         return False, current
                 with _short_gil_slices():
-                    engine = Engine.load(path, state=self.store.snapshot())
+                    engine = self._load(path)
             except ArtifactError:
                 self.reloads["refused"] += 1
                 logger.exception("reload refused; still serving the current artifact")

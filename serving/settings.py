@@ -36,10 +36,11 @@ class ServiceSettings(BaseSettings):
         default=0.0, ge=0.0, description="Poll the artifact directory for newer ones (0: off)."
     )
     huge_pages: bool = Field(
-        default=True,
+        default=False,
         description=(
-            "`recsys serve` restarts itself once with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
-            "so that the faiss indexes sit on transparent huge pages (Linux, glibc >= 2.35)."
+            "`recsys serve` restarts itself once with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, "
+            "so that large allocations sit on transparent huge pages (Linux, glibc >= 2.35). "
+            "Off by default since the indexes are memory-mapped files, which it does not reach."
         ),
     )
     host: str = "127.0.0.1"

@@ -78,12 +78,16 @@ search leave its BLAS path (measured 1.8x slower on batches).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import json
 import logging
 import math
+import mmap as _mmap
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -276,6 +280,53 @@ class VectorIndex:
         if self._augmented or not self._identity_ids:
             return None
         return self._stored
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the vectors (and graph) are pages of the index file (``load(mmap=True)``)."""
+        return any(True for _ in self._mapped_ranges())
+
+    def release_pages(self) -> int:
+        """Let go of the pages of a memory-mapped index this process holds.
+
+        The pages stay in the kernel's page cache and come back, without
+        reading the disk, when a search next touches them; the index stays
+        valid. A server calls this on a freshly loaded artifact that will not
+        answer until the swap, so that its checks (faiss walks every neighbour
+        list when reading a graph) do not keep it resident beside the artifact
+        still serving. Nothing happens for an index that was copied into
+        memory, or off Linux.
+
+        Returns
+        -------
+        int
+            Bytes of mapping advised (whole pages).
+        """
+        advice = getattr(_mmap, "MADV_DONTNEED", None)
+        libc = _libc()
+        if advice is None or libc is None:
+            return 0
+        done = 0
+        page = _mmap.PAGESIZE
+        for address, nbytes in self._mapped_ranges():
+            start = -(-address // page) * page  # whole pages inside the range only
+            end = (address + nbytes) // page * page
+            if (
+                end > start
+                and libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), advice) == 0
+            ):
+                done += end - start
+        return done
+
+    def _mapped_ranges(self) -> Iterator[tuple[int, int]]:
+        """``(address, nbytes)`` of the graph and vectors when they are views of a mapped file."""
+        if self._kind == "hnsw":
+            neighbors = self._index.hnsw.neighbors
+            if not neighbors.is_owned and neighbors.size():
+                yield _address(neighbors.data(), np.int32, neighbors.size())
+        codes = getattr(self._flat, "codes", None)
+        if codes is not None and not codes.is_owned and codes.size():
+            yield _address(codes.data(), np.uint8, codes.size())
 
     @property
     def memory_bytes(self) -> int:
@@ -782,8 +833,22 @@ class VectorIndex:
         return [index_path, ids_path, meta_path]
 
     @classmethod
-    def load(cls, directory: Path | str, name: str) -> VectorIndex:
+    def load(cls, directory: Path | str, name: str, *, mmap: bool = False) -> VectorIndex:
         """Read an index written by :meth:`save`.
+
+        Parameters
+        ----------
+        directory, name
+            Where :meth:`save` wrote the index.
+        mmap
+            Map the index file into memory read-only (faiss ``IO_FLAG_MMAP_IFC``)
+            instead of copying it: the HNSW graph and the stored vectors are then
+            pages of the file, which the process holds only once it touches them
+            and which processes mapping the same file share. Reading takes a
+            fraction of the time (0.4 s rather than 2.1 s for a 1M-vector HNSW
+            index). The file must not change while the index is alive: artifacts
+            are written once and renamed into place, never rewritten; deleting
+            the file is safe (the mapping keeps it until the index is freed).
 
         Raises
         ------
@@ -801,7 +866,8 @@ class VectorIndex:
                 raise ArtifactError(
                     f"{meta_path}: unsupported format_version {meta.get('format_version')!r}"
                 )
-            index = faiss.read_index(str(index_path))
+            flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
+            index = faiss.read_index(str(index_path), flags)
             ids = np.load(ids_path, allow_pickle=False)
             if ids.shape != (index.ntotal,) or index.ntotal != meta["ntotal"]:
                 raise ArtifactError(
@@ -1022,6 +1088,25 @@ def _paths(directory: Path, name: str) -> tuple[Path, Path, Path]:
         directory / f"{name}.ids.npy",
         directory / f"{name}.meta.json",
     )
+
+
+@functools.cache
+def _libc() -> Any:
+    """The C library (for ``madvise``), ``None`` when it cannot be found."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    libc = ctypes.CDLL(name, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.madvise.restype = ctypes.c_int
+    return libc
+
+
+def _address(pointer: Any, dtype: type, n: int) -> tuple[int, int]:
+    """Address and size in bytes of ``n`` items of ``dtype`` at a faiss (SWIG) pointer."""
+    view = faiss.rev_swig_ptr(pointer, n)
+    assert view.dtype == np.dtype(dtype)
+    return int(view.ctypes.data), int(view.nbytes)
 
 
 def _is_arange(ids: np.ndarray) -> bool:

@@ -90,18 +90,22 @@ class SurfaceContext:
         item_ok = self.eligible[a.item_track]
         self.blocked_items = np.flatnonzero(~item_ok).astype(np.int64)
         self._item_blocked = ~item_ok if self.blocked_items.size else None
-        # Eligible tracks per artist, most listened first (CSR over artist rows).
+        # Eligible tracks, most listened first, ties by row: stable sorts of the rows
+        # (increasing) by one key at a time, which hold fewer 1M-long temporaries
+        # while a reload builds this beside the serving engine than lexsort did.
         rows = np.flatnonzero(self.eligible)
-        order = np.lexsort((rows, -self.listeners[rows], self.track_artist[rows]))
-        self._artist_track_rows = rows[order]
+        popular = rows[np.argsort(-self.listeners[rows], kind="stable")]
+        self.popular_rows = popular
+        # Eligible tracks per artist in that order (CSR over artist rows).
+        by_artist = self.track_artist[popular]
+        self._artist_track_rows = popular[np.argsort(by_artist, kind="stable")]
+        del by_artist
         self._artist_track_ptr = np.zeros(n_artists + 1, dtype=np.int64)
         np.cumsum(
             np.bincount(self.track_artist[rows], minlength=n_artists),
             out=self._artist_track_ptr[1:],
         )
         self.artist_available = np.diff(self._artist_track_ptr) > 0
-        popular = rows[np.lexsort((rows, -self.listeners[rows]))]
-        self.popular_rows = popular
         self._max_listeners = max(float(self.listeners.max()) if n_tracks else 1.0, 1.0)
         # Built once per artifact, shared by every view of it; what answers are made
         # from (make_items) is built now, not by a request.
@@ -337,8 +341,11 @@ class SurfaceContext:
     def top_tag(self, artist_rows: np.ndarray, weights: np.ndarray, used: set[str]) -> str | None:
         """The tag carrying most of a group of artists' weight, not already used."""
         total: dict[str, float] = {}
+        ptr, names, codes, tag_weights = self._tags
         for r, w in zip(artist_rows.tolist(), weights.tolist(), strict=True):
-            for tag, tw in self._tags.get(r, ()):
+            lo, hi = int(ptr[r]), int(ptr[r + 1])
+            for code, tw in zip(codes[lo:hi].tolist(), tag_weights[lo:hi].tolist(), strict=True):
+                tag = names[code]
                 total[tag] = total.get(tag, 0.0) + w * tw
         for tag, _ in sorted(total.items(), key=lambda kv: (-kv[1], kv[0])):
             if tag not in used:
@@ -357,18 +364,40 @@ class SurfaceContext:
         return np.datetime64(ref, "D")
 
 
-def _tag_lookup(tags: pd.DataFrame, artist_index: pd.Index) -> dict[int, list[tuple[str, float]]]:
-    """Per artist row, its tags with weights normalised to sum 1."""
+def _tag_lookup(
+    tags: pd.DataFrame | None, artist_index: pd.Index
+) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Per artist row, its tags with weights normalised to sum 1, as CSR arrays.
+
+    Returns
+    -------
+    ptr : ndarray, shape (n_artists + 1,), int64
+        Tags of artist row ``a`` are entries ``ptr[a]:ptr[a + 1]``, in the
+        frame's order.
+    names : list of str
+        The distinct tags; ``codes`` index it.
+    codes : ndarray, shape (n_entries,), int32
+    weights : ndarray, shape (n_entries,), float64
+
+    Notes
+    -----
+    Arrays rather than a dict of lists of tuples: on the 1M-track benchmark
+    artifact (100,000 tags of 50,000 artists) the dict held 27 MB of Python
+    objects per loaded engine.
+    """
+    n = len(artist_index)
+    empty = (np.zeros(n + 1, np.int64), [], np.zeros(0, np.int32), np.zeros(0, np.float64))
     if tags is None or tags.empty:
-        return {}
+        return empty
     rows = index_rows(artist_index, tags["artist_id"])  # in chunks (see recsys.lookup)
     w = pd.to_numeric(tags["weight"], errors="coerce").fillna(1.0).to_numpy(np.float64)
     frame = pd.DataFrame({"row": rows, "tag": tags["tag"].astype(str).to_numpy(), "w": w})
     frame = frame.loc[(frame["row"] >= 0) & (frame["w"] > 0)]
+    if frame.empty:
+        return empty
     frame["w"] = frame["w"] / frame.groupby("row")["w"].transform("sum")
-    out: dict[int, list[tuple[str, float]]] = {}
-    for row, tag, weight in zip(
-        frame["row"].tolist(), frame["tag"].tolist(), frame["w"].tolist(), strict=True
-    ):
-        out.setdefault(row, []).append((tag, weight))
-    return out
+    order = np.argsort(frame["row"].to_numpy(), kind="stable")  # the frame's order per artist
+    codes, names = pd.factorize(frame["tag"].to_numpy()[order])
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(frame["row"].to_numpy()[order], minlength=n), out=ptr[1:])
+    return ptr, [str(t) for t in names], codes.astype(np.int32), frame["w"].to_numpy()[order]

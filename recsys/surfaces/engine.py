@@ -13,6 +13,19 @@ from recsys.surfaces.listening import ListeningSurfaces
 from recsys.surfaces.recommend import Recommender
 from recsys.surfaces.settings import SurfaceSettings
 
+#: Catalogue columns the surfaces and takedowns read: what a server loads
+#: (:meth:`recsys.artifact.loaded.Artifact.load`, ``catalogue_columns``).
+SERVING_CATALOGUE_COLUMNS = (
+    "track_id",
+    "artist_id",
+    "label_id",
+    "title",
+    "release_date",
+    "in_pool",
+    "model_row",
+    "listeners",
+)
+
 
 def takedown_mask(artifact: Artifact, takedowns: Takedowns) -> np.ndarray:
     """Catalogue tracks hit by a takedown of the track, its artist or its label.
@@ -65,15 +78,16 @@ class Engine:
         erased = state.erased_users if state is not None else frozenset()
         blocked = takedown_mask(artifact, takedowns)
         self.blocked_tracks = blocked
+        # Radios, mixes, release radar, similar artists (recsys.surfaces.listening).
+        self.listening = ListeningSurfaces(
+            artifact, settings, blocked_tracks=blocked, erased_users=erased
+        )
         self.recommender = Recommender(
             artifact,
             blocked_items=blocked[artifact.item_track],
             blocked_tracks=blocked,
             erased_users=erased,
-        )
-        # Radios, mixes, release radar, similar artists (recsys.surfaces.listening).
-        self.listening = ListeningSurfaces(
-            artifact, settings, blocked_tracks=blocked, erased_users=erased
+            popular_rows=self.listening.ctx.popular_rows,  # the same list, held once
         )
 
     @property

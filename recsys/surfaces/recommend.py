@@ -117,6 +117,10 @@ class Recommender:
         non-personalised list.
     erased_users
         Users erased since training: answered as unknown users.
+    popular_rows
+        The eligible catalogue rows, most listeners first, ties by row, when the
+        caller has them already (:attr:`SurfaceContext.popular_rows` of the same
+        artifact and blocked tracks): one copy per engine instead of two.
     """
 
     def __init__(
@@ -126,6 +130,7 @@ class Recommender:
         blocked_items: np.ndarray | None = None,
         blocked_tracks: np.ndarray | None = None,
         erased_users: frozenset[str] = frozenset(),
+        popular_rows: np.ndarray | None = None,
     ) -> None:
         self.artifact = artifact
         self.erased_users = erased_users
@@ -139,11 +144,13 @@ class Recommender:
         tracks_blocked = (
             blocked_tracks if blocked_tracks is not None else np.zeros(n_tracks, dtype=bool)
         )
-        eligible = a.tracks["in_pool"].to_numpy(dtype=bool) & ~tracks_blocked
         # Non-personalised ranking: pool tracks by distinct first-party listeners.
         listeners = a.tracks["listeners"].to_numpy()
-        order = np.lexsort((np.arange(n_tracks), -listeners))
-        self._popular = order[eligible[order]]
+        if popular_rows is None:
+            eligible = a.tracks["in_pool"].to_numpy(dtype=bool) & ~tracks_blocked
+            order = np.lexsort((np.arange(n_tracks), -listeners))
+            popular_rows = order[eligible[order]]
+        self._popular = popular_rows
         # Object arrays built once per artifact, shared by every view of it.
         self._artist_ids = a.artist_ids
         self._artist_names = a.artist_names

@@ -23,6 +23,7 @@ def test_item_vectors_are_the_index_storage(tmp_path: Path, storage: str) -> Non
     publish_synthetic_artifact(tmp_path / "a", SPEC, retrieval=retrieval)
     art = Artifact.load(tmp_path / "a")
     assert art.user_index.storage == art.item_index.storage == storage
+    assert art.user_index.mapped and art.item_index.mapped  # pages of the files, not copies
     saved = np.load(tmp_path / "a" / "model/item_factors.npy")
     assert saved.dtype == np.float32  # the artifact keeps the model's float32 factors
     # Served: the user index's own vectors (no second copy), equal to the saved factors
@@ -49,6 +50,29 @@ def test_gram_in_blocks_equals_the_whole_product(tmp_path: Path, monkeypatch) ->
     y = np.asarray(art.item_factors, dtype=np.float64)
     assert len(y) % 7 != 0
     np.testing.assert_allclose(art.gram, y.T @ y, rtol=1e-12)
+
+
+@pytest.mark.parametrize("storage", ["float16", "float32"])
+def test_held_once_compares_the_file_block_by_block(
+    tmp_path: Path, monkeypatch, storage: str
+) -> None:
+    """Many blocks, the last one short: the index's vectors when every block matches, else the file."""
+    retrieval = RetrievalConfig(exact_threshold=0, hnsw_storage=storage)
+    publish_synthetic_artifact(tmp_path / "a", SPEC, retrieval=retrieval)
+    art = Artifact.load(tmp_path / "a")
+    path = tmp_path / "a" / "model/item_factors.npy"
+    saved = np.load(path)
+    monkeypatch.setattr(loaded_module, "_COMPARE_ROWS", 7)
+    assert len(saved) % 7 != 0
+    assert np.shares_memory(loaded_module._held_once(path, art.user_index), art.user_index.vectors)
+
+    # One value off in the last (short) block: the saved factors, read from the file.
+    changed = saved.copy()
+    changed[-1, 0] += 1.0
+    np.save(path, changed)
+    got = loaded_module._held_once(path, art.user_index)
+    assert not np.shares_memory(got, art.user_index.vectors)
+    np.testing.assert_array_equal(got, changed)
 
 
 def test_holds_allows_one_unit_in_the_last_place_only() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -478,6 +480,48 @@ def test_save_load_round_trip(tmp_path, kind_threshold, metric, space, storage):
         strict=True,
     ):
         np.testing.assert_array_equal(got, ref)
+
+    # Mapped from the file: the same answers, before and after its pages are let go.
+    mapped = VectorIndex.load(tmp_path / "sub", "pool", mmap=True)
+    assert mapped.mapped and not loaded.mapped and not idx.mapped
+    assert loaded.release_pages() == 0  # nothing mapped: nothing to let go
+    ref = idx.search(q, K, exclude=exclude, blocked=ext[5:8])
+    for _ in range(2):
+        for got, want in zip(
+            mapped.search(q, K, exclude=exclude, blocked=ext[5:8]), ref, strict=True
+        ):
+            np.testing.assert_array_equal(got, want)
+        if sys.platform == "linux":
+            assert mapped.release_pages() > 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_released_pages_leave_the_resident_set(tmp_path):
+    """A mapped index's pages count in the process once touched, and leave it once released."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((60_000, 64)).astype(np.float32)  # 15 MB of vectors
+    build_index(x, exact_threshold=10**9).save(tmp_path, "big")
+    del x
+    idx = VectorIndex.load(tmp_path, "big", mmap=True)
+    assert idx.kind == "exact" and idx.mapped
+
+    def file_pages_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssFile:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no RssFile")
+
+    q = rng.standard_normal((2, 64)).astype(np.float32)
+    before = file_pages_mb()
+    scores, ids = idx.search(q, 5)  # an exact search reads every vector
+    touched = file_pages_mb()
+    assert touched - before > 12
+    released = idx.release_pages()
+    assert released > 14 * 2**20
+    assert touched - file_pages_mb() > 12
+    again = idx.search(q, 5)  # the pages come back from the page cache
+    np.testing.assert_array_equal(again[1], ids)
+    np.testing.assert_array_equal(again[0], scores)
 
 
 def test_load_errors(tmp_path):

@@ -11,7 +11,6 @@ import pytest
 import serving.holder as holder_module
 from recsys.errors import ArtifactError
 from recsys.state import StateStore
-from recsys.surfaces.engine import Engine
 from recsys.synth.artifact import SyntheticSpec, publish_synthetic_artifact
 from serving.holder import EngineHolder, release_memory
 
@@ -69,20 +68,44 @@ def test_reload_loads_with_short_gil_slices_and_restores_them(tmp_path: Path, mo
     holder.load_initial()
     publish_synthetic_artifact(root / "b", SPEC)
     seen: list[float] = []
-    real_load = Engine.load
+    real_load = EngineHolder._load
 
     def load(*args, **kwargs):
         seen.append(sys.getswitchinterval())
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(Engine, "load", load)
+    monkeypatch.setattr(EngineHolder, "_load", load)
     before = sys.getswitchinterval()
     changed, _ = holder.reload()
     assert changed and seen == [holder_module.RELOAD_SWITCH_INTERVAL_S]
     assert sys.getswitchinterval() == before
     # Restored after a refused reload too.
-    monkeypatch.setattr(Engine, "load", lambda *a, **k: (_ for _ in ()).throw(ArtifactError("x")))
+    monkeypatch.setattr(
+        EngineHolder, "_load", lambda *a, **k: (_ for _ in ()).throw(ArtifactError("x"))
+    )
     publish_synthetic_artifact(root / "d", SPEC)
     with pytest.raises(ArtifactError):
         holder.reload()
     assert sys.getswitchinterval() == before
+
+
+def test_a_reload_hands_memory_back_before_building_the_engine(tmp_path: Path, monkeypatch) -> None:
+    """Read artifact, release, build engine, release: the reload's peak excludes the read buffers."""
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    publish_synthetic_artifact(root / "a", SPEC)
+    holder = EngineHolder(StateStore(tmp_path / "state.sqlite"), root)
+    holder.load_initial()
+    publish_synthetic_artifact(root / "b", SPEC)
+    events: list[str] = []
+    real_engine = holder_module.Engine
+
+    def engine(*args, **kwargs):
+        events.append("engine")
+        return real_engine(*args, **kwargs)
+
+    monkeypatch.setattr(holder_module, "release_memory", lambda: events.append("release"))
+    monkeypatch.setattr(holder_module, "Engine", engine)
+    changed, served = holder.reload()
+    assert changed and served.artifact.path.name == "b"
+    assert events == ["release", "engine", "release"]

@@ -149,3 +149,29 @@ def test_a_takedown_in_a_stored_answer_sends_the_request_live(
     other = str(artifact.user_ids[stored.rows[np.flatnonzero(clear)[0]]])
     assert not set(gone) & {i.track_id for i in after.recommender.for_user(other, 3).items}
     assert count_searches["ip"] == 2  # the two above (stored answer with a takedown, live engine)
+
+
+def test_the_engine_shares_one_popular_list_equal_to_the_recommenders_own(
+    artifact: Artifact,
+) -> None:
+    """The recommender's popular list, passed in from the context, is the one it would rank."""
+    from recsys.surfaces.recommend import Recommender
+
+    tracks = artifact.tracks
+    # Ties in listeners (ranked by row) and a taken-down artist.
+    assert tracks["listeners"].duplicated().any()
+    gone = str(tracks.loc[tracks["in_pool"], "artist_id"].iloc[0])
+    engine = Engine(
+        artifact,
+        state=StateSnapshot(
+            generation=1,
+            takedowns=Takedowns(artist_ids=frozenset({gone})),
+            erased_users=frozenset(),
+        ),
+    )
+    blocked = engine.blocked_tracks
+    assert blocked.any()
+    own = Recommender(artifact, blocked_items=blocked[artifact.item_track], blocked_tracks=blocked)
+    assert engine.recommender._popular is engine.listening.ctx.popular_rows
+    np.testing.assert_array_equal(own._popular, engine.recommender._popular)
+    assert not np.isin(own._popular, np.flatnonzero(blocked)).any()

@@ -97,7 +97,7 @@ def test_serve_restarts_once_with_huge_pages(monkeypatch) -> None:
     monkeypatch.setattr(cli.os, "execve", _fake_execve(calls))
     monkeypatch.setattr(cli, "_huge_pages_available", lambda: True)
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
-    monkeypatch.delenv("RECSYS_HUGE_PAGES", raising=False)
+    monkeypatch.setenv("RECSYS_HUGE_PAGES", "true")
     argv = ["serve", "--artifact", "/nowhere", "--port", "8123"]
     with pytest.raises(_Exec):
         main(argv)
@@ -109,7 +109,7 @@ def test_serve_restarts_once_with_huge_pages(monkeypatch) -> None:
     assert env["PATH"] == os.environ["PATH"]
 
 
-def test_serve_does_not_restart_when_set_off_or_unavailable(monkeypatch) -> None:
+def test_serve_does_not_restart_by_default_when_set_off_or_unavailable(monkeypatch) -> None:
     import training.cli as cli
 
     calls: list = []
@@ -120,12 +120,16 @@ def test_serve_does_not_restart_when_set_off_or_unavailable(monkeypatch) -> None
     argv = ["serve", "--artifact", "/nowhere", "--port", "8123"]
 
     monkeypatch.setattr(cli, "_huge_pages_available", lambda: True)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    monkeypatch.delenv("RECSYS_HUGE_PAGES", raising=False)  # off by default
+    assert main(argv) == 0
+    monkeypatch.setenv("RECSYS_HUGE_PAGES", "true")
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")  # the restarted process
     assert main(argv) == 0
     monkeypatch.delenv("GLIBC_TUNABLES")
     monkeypatch.setenv("RECSYS_HUGE_PAGES", "false")  # switched off
     assert main(argv) == 0
-    monkeypatch.delenv("RECSYS_HUGE_PAGES")
+    monkeypatch.setenv("RECSYS_HUGE_PAGES", "true")
     monkeypatch.setattr(cli, "_huge_pages_available", lambda: False)  # THP "never" or not Linux
     assert main(argv) == 0
-    assert calls == [] and started == [8123, 8123, 8123]
+    assert calls == [] and started == [8123, 8123, 8123, 8123]
