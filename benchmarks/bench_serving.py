@@ -245,11 +245,11 @@ class Server:
         raise SystemExit(f"server not ready after {timeout_s}s; see {self.log_path}")
 
     def status(self) -> dict[str, int]:
-        """VmRSS, VmHWM and AnonHugePages in KiB, and user+system CPU ticks, of the server."""
+        """VmRSS, VmHWM, RssAnon, RssFile and AnonHugePages in KiB, and CPU ticks, of the server."""
         out = {}
         with open(f"/proc/{self.proc.pid}/status") as fh:
             for line in fh:
-                if line.startswith(("VmRSS:", "VmHWM:")):
+                if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:")):
                     out[line.split(":")[0]] = int(line.split()[1])
         with open(f"/proc/{self.proc.pid}/smaps_rollup") as fh:
             for line in fh:
@@ -853,9 +853,13 @@ def report(
                 "max_sampled_during_reloads": mib(max(reload_rss)) if reload_rss else None,
                 "peak_vmhwm": mib(status["after"]["VmHWM"]),
                 "bare": mib(status["bare"]["VmRSS"]),
-                # Of the steady RSS, what sits on transparent huge pages (`recsys serve`
-                # puts the faiss indexes there; see training/cli.py).
+                # Of the steady RSS, what sits on transparent huge pages (with
+                # `--huge-pages`, glibc's tunable; see training/cli.py).
                 "steady_huge_pages": mib(status["steady"].get("AnonHugePages", 0)),
+                # Of the steady RSS, anonymous memory and pages of mapped files (the
+                # faiss indexes and user factors are mapped: recsys.artifact.loaded).
+                "steady_anon": mib(status["steady"].get("RssAnon", 0)),
+                "steady_file": mib(status["steady"].get("RssFile", 0)),
             },
             "cpu_ms_per_request": {
                 k: round(ph.server_cpu_s * 1000 / max(1, len(ph.records)), 2)
@@ -905,7 +909,8 @@ def report(
         f"server RSS: {r['steady']} MiB steady (before reloads), {r['after_reloads']} MiB "
         f"{args.settle:.0f}s after the last reload, max sampled during reloads "
         f"{r['max_sampled_during_reloads']} MiB, peak (VmHWM) {r['peak_vmhwm']} MiB; "
-        f"bare server {r['bare']} MiB; on huge pages at steady state {r['steady_huge_pages']} MiB"
+        f"bare server {r['bare']} MiB; at steady state {r['steady_anon']} MiB anonymous and "
+        f"{r['steady_file']} MiB of mapped files, {r['steady_huge_pages']} MiB on huge pages"
     )
     print(f"server CPU ms per request: {result['cpu_ms_per_request']}")
     print(

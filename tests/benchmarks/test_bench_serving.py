@@ -57,6 +57,8 @@ def test_load_test_runs_reloads_and_reports(tmp_path: Path) -> None:
         assert abs(r["bare_answer_bytes"][kind] - size) < 40, kind
     assert r["answer_bytes"]["artist"] > 2 * r["answer_bytes"]["known"]  # radios are larger
     assert len(r["slice_ratios"]) == 3 and r["ratio_rps"]
-    for key in ("steady", "after_reloads", "peak_vmhwm"):
+    for key in ("steady", "after_reloads", "peak_vmhwm", "steady_anon", "steady_file"):
         assert r["rss_mib"][key] > 0
+    # The split is of the same resident set (sampled at the same moment).
+    assert r["rss_mib"]["steady_anon"] + r["rss_mib"]["steady_file"] <= r["rss_mib"]["steady"] + 1
     assert "throughput ratio engine / bare" in run.stdout
