@@ -60,13 +60,19 @@ def test_service_puts_arrow_memory_where_release_memory_trims(tmp_path: Path) ->
         pa.set_memory_pool(before)
 
 
-def test_reload_loads_with_short_gil_slices_and_restores_them(tmp_path: Path, monkeypatch) -> None:
+def _serving_a_with_b_published(tmp_path: Path) -> tuple[EngineHolder, Path]:
+    """A holder serving artifact ``a`` of a directory where ``b`` has just been published."""
     root = tmp_path / "artifacts"
     root.mkdir()
     publish_synthetic_artifact(root / "a", SPEC)
     holder = EngineHolder(StateStore(tmp_path / "state.sqlite"), root)
     holder.load_initial()
     publish_synthetic_artifact(root / "b", SPEC)
+    return holder, root
+
+
+def test_reload_loads_with_short_gil_slices_and_restores_them(tmp_path: Path, monkeypatch) -> None:
+    holder, root = _serving_a_with_b_published(tmp_path)
     seen: list[float] = []
     real_load = EngineHolder._load
 
@@ -91,12 +97,7 @@ def test_reload_loads_with_short_gil_slices_and_restores_them(tmp_path: Path, mo
 
 def test_a_reload_hands_memory_back_before_building_the_engine(tmp_path: Path, monkeypatch) -> None:
     """Read artifact, release, build engine, release: the reload's peak excludes the read buffers."""
-    root = tmp_path / "artifacts"
-    root.mkdir()
-    publish_synthetic_artifact(root / "a", SPEC)
-    holder = EngineHolder(StateStore(tmp_path / "state.sqlite"), root)
-    holder.load_initial()
-    publish_synthetic_artifact(root / "b", SPEC)
+    holder, root = _serving_a_with_b_published(tmp_path)
     events: list[str] = []
     real_engine = holder_module.Engine
 
