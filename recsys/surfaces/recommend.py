@@ -140,14 +140,13 @@ class Recommender:
         )
         has_blocked = self._blocked_ids is not None and self._blocked_ids.size > 0
         self._blocked_mask = np.asarray(blocked_items, dtype=bool) if has_blocked else None
-        n_tracks = len(a.tracks)
-        tracks_blocked = (
-            blocked_tracks if blocked_tracks is not None else np.zeros(n_tracks, dtype=bool)
-        )
         # Non-personalised ranking: pool tracks by distinct first-party listeners.
         listeners = a.tracks["listeners"].to_numpy()
         if popular_rows is None:
-            eligible = a.tracks["in_pool"].to_numpy(dtype=bool) & ~tracks_blocked
+            n_tracks = len(a.tracks)
+            eligible = a.tracks["in_pool"].to_numpy(dtype=bool)
+            if blocked_tracks is not None:
+                eligible = eligible & ~blocked_tracks
             order = np.lexsort((np.arange(n_tracks), -listeners))
             popular_rows = order[eligible[order]]
         self._popular = popular_rows
