@@ -742,3 +742,18 @@ def test_single_query_path_answers_as_the_batch_path(monkeypatch, metric):
         assert_well_formed(one_s, one_i, k, len(x) - len(banned), [banned])
     # The fast path answered most queries and handed the hard ones on.
     assert 0 < taken.count(False) < taken.count(True)
+
+
+def test_a_mapped_index_outlives_its_deleted_files(tmp_path):
+    """Pruning an old artifact while a server still maps it must not break its searches."""
+    x, q = clustered(3_000, 8, seed=21)
+    idx = build_index(x, exact_threshold=0, ef_search=40, storage="float16", hnsw_space="ip")
+    idx.save(tmp_path, "gone")
+    mapped = VectorIndex.load(tmp_path, "gone", mmap=True)
+    want = mapped.search(q, K)
+    mapped.release_pages()  # the next search reads the pages back from the deleted file
+    for p in tmp_path.iterdir():
+        p.unlink()
+    got = mapped.search(q, K)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
