@@ -65,3 +65,34 @@ def test_arrow_strings_is_one_chunk_without_python_strings() -> None:
     arr = lookup.arrow_strings(chunked)
     assert isinstance(arr, pa.Array) and arr.to_pylist() == ["a", "b", "c"]
     assert lookup.arrow_strings(pd.Series(["x", None], dtype=object)).to_pylist() == ["x", None]
+
+
+def test_string_lookup_pickles_with_hashes_rebuilt() -> None:
+    """Python's string hashes are salted per process: an unpickled lookup recomputes them."""
+    import pickle
+
+    found = lookup.StringLookup(_arrow_column(["a", "b", "c"]))
+    again = pickle.loads(pickle.dumps(found))
+    assert again.get_indexer(["c", "a", "q"]).tolist() == [2, 0, -1]
+    assert again.get_loc("b") == 1
+
+
+def test_get_loc_agrees_with_get_indexer_under_collisions(monkeypatch) -> None:
+    monkeypatch.setattr(lookup, "_hash", lambda v: np.zeros(len(v), dtype=np.uint64))
+    ids = ["a", "b", None, "c", "b"]
+    found = lookup.StringLookup(_arrow_column(ids))
+    for key in ("a", "b", "c", "zz", None, 3):
+        assert found.get_loc(key) == int(found.get_indexer([key])[0])
+    assert [found.get_loc(k) for k in ("c", "b", "zz")] == [3, 1, -1]
+
+
+def test_isin_matches_numpy_on_both_paths(monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    for n, m in [(0, 5), (5, 0), (20, 30), (200, 150), (1000, 3)]:
+        values = rng.integers(0, 60, n)
+        test = rng.integers(0, 60, m)
+        expected = np.isin(values, test)
+        assert np.array_equal(lookup.isin(values, test), expected)
+        monkeypatch.setattr(lookup, "PAIRWISE_MAX", 0)  # the np.isin path
+        assert np.array_equal(lookup.isin(values, test), expected)
+        monkeypatch.undo()

@@ -11,7 +11,7 @@ import pandas as pd
 from recsys.artifact.loaded import Artifact
 from recsys.errors import UnknownArtist, UnknownTrack
 from recsys.graph.build import PROVENANCES
-from recsys.lookup import index_rows
+from recsys.lookup import index_rows, isin
 from recsys.surfaces.recommend import Item, Reason, make_items
 from recsys.surfaces.settings import SurfaceSettings
 from recsys.vectors import unit_rows
@@ -194,7 +194,7 @@ class SurfaceContext:
         """
         rows = self.artist_tracks(artist_row)
         if held_back is not None and len(held_back) and len(rows):
-            rows = rows[~np.isin(rows, held_back)]
+            rows = rows[~isin(rows, held_back)]
         # Only the artist's most listened tracks compete (settings.tracks_per_artist).
         rows = rows[: self.settings.tracks_per_artist]
         if len(rows) == 0:
@@ -235,7 +235,7 @@ class SurfaceContext:
         # Position of every gathered track in the per-artist CSR, artists in order.
         rows = self._artist_track_rows[np.repeat(lo, counts) + rank_in_runs(counts)]
         if held_back is not None and len(held_back) and len(rows):
-            keep = ~np.isin(rows, held_back)
+            keep = ~isin(rows, held_back)
             rows, group = rows[keep], group[keep]
         # Only each artist's most listened tracks compete (settings.tracks_per_artist):
         # rows are grouped by artist, most listened first, so that is a rank cut,

@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsys.artifact.loaded import Artifact
+from recsys.lookup import isin
 from recsys.models import confidence
 
 logger = logging.getLogger(__name__)
@@ -27,8 +29,14 @@ logger = logging.getLogger(__name__)
 REASON_ARTISTS = 30
 
 
-@dataclass(frozen=True)
-class Reason:
+# Reason and Item are named tuples, not frozen dataclasses: a request builds
+# 20-50 items and up to 100 reasons, and a frozen dataclass took 2.8 us to build
+# (its __init__ goes through object.__setattr__) against 0.6 us for a named
+# tuple: 140 against 30 us for a 50-track radio's items (measured). Both are
+# as immutable.
+
+
+class Reason(NamedTuple):
     """Why an item is in an answer.
 
     ``kind`` is one of ``listened_artist`` (a collaborative-filtering match to
@@ -43,8 +51,9 @@ class Reason:
     artist_name: str | None = None
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
+    """One track of an answer, with its score and the reason it is there."""
+
     track_id: str
     artist_id: str
     title: str | None
@@ -80,26 +89,15 @@ def make_items(
         Shape (m,) each.
     """
     rows = np.asarray(track_rows, dtype=np.int64)
-    track_ids = artifact.track_ids_of(rows)
-    artist_ids = artifact.artist_ids[artifact.track_artist[rows]].tolist()
+    track_ids = artifact.track_ids_of(rows)  # Python str from Arrow
+    artist_ids = [str(a) for a in artifact.artist_ids[artifact.track_artist[rows]].tolist()]
     titles = artifact.track_titles_of(rows)
-    return [
-        Item(
-            track_id=str(tid),
-            artist_id=str(aid),
-            title=title,
-            score=score,
-            reason=why,
+    scores = np.asarray(scores, dtype=np.float64).tolist()
+    if not len(track_ids) == len(scores) == len(reasons):
+        raise ValueError(
+            f"{len(track_ids)} tracks, {len(scores)} scores and {len(reasons)} reasons"
         )
-        for tid, aid, title, score, why in zip(
-            track_ids,
-            artist_ids,
-            titles,
-            np.asarray(scores, dtype=np.float64).tolist(),
-            reasons,
-            strict=True,
-        )
-    ]
+    return list(map(Item, track_ids, artist_ids, titles, scores, reasons))
 
 
 class Recommender:
@@ -171,7 +169,7 @@ class Recommender:
         """
         rows = self._popular
         if exclude_tracks is not None and len(exclude_tracks):
-            rows = rows[~np.isin(rows, exclude_tracks)]
+            rows = rows[~isin(rows, exclude_tracks)]
         rows = rows[:k]
         listeners = self.artifact.tracks["listeners"].to_numpy()
         reason = Reason("popular", "Popular with listeners on the platform")
@@ -230,7 +228,7 @@ class Recommender:
         best = top[np.argmax(sims, axis=0)]
         own = a.item_artist[items]
         # The track's own artist when the user listens to it, else the closest listened one.
-        chosen = np.where(np.isin(own, top), own, best).tolist()
+        chosen = np.where(isin(own, top), own, best).tolist()
         # One reason per distinct artist (reasons are immutable), built once per answer.
         made: dict[int, Reason] = {}
         for c in set(chosen):

@@ -26,6 +26,7 @@ import logging
 import numpy as np
 
 from recsys.graph.build import LEARNED
+from recsys.lookup import isin
 from recsys.surfaces.arrange import Candidates
 from recsys.surfaces.context import SurfaceContext
 from recsys.surfaces.recommend import Item, Reason
@@ -81,7 +82,7 @@ def release_radar(ctx: SurfaceContext, user_row: int | None, size: int) -> list[
     cands = Candidates()
     if user_row is not None:
         seen = ctx.seen_tracks(user_row)
-        keep = ~np.isin(rows, seen)
+        keep = ~isin(rows, seen)
         rows, fresh, by_artist = rows[keep], fresh[keep], by_artist[keep]
         artists, heard = ctx.listened_artists(user_row)
         weight = 0.5 + 0.5 * heard / heard.max() if len(heard) else heard
