@@ -206,8 +206,6 @@ class VectorIndex:
         self._kind: Kind = kind
         self._metric: Metric = metric
         self._dim = int(dim)
-        self._ids = ids.view()  # read-only view: never flags the caller's array
-        self._ids.flags.writeable = False
         self.ef_search = int(ef_search)
         self.search_threads: int | None = None
         self._hnsw_m = int(hnsw_m)
@@ -223,6 +221,12 @@ class VectorIndex:
         # else a sorted copy built on first use (only exclusions need it).
         n = self.ntotal
         self._identity_ids = bool(n == 0 or (ids[0] == 0 and ids[-1] == n - 1 and _is_arange(ids)))
+        # Identity ids are not held: positions are the ids (an int64 array of 1M
+        # ids is 7.6 MiB per index, twice while a reload holds two artifacts).
+        self._ids: np.ndarray | None = None
+        if not self._identity_ids:
+            self._ids = ids.view()  # read-only view: never flags the caller's array
+            self._ids.flags.writeable = False
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ properties
@@ -259,6 +263,10 @@ class VectorIndex:
     @property
     def ids(self) -> np.ndarray:
         """External ids in storage order, shape (ntotal,), int64, read-only."""
+        if self._ids is None:
+            ids = np.arange(self.ntotal, dtype=np.int64)
+            ids.flags.writeable = False
+            return ids
         return self._ids
 
     @property
@@ -331,7 +339,7 @@ class VectorIndex:
     @property
     def memory_bytes(self) -> int:
         """Approximate bytes held by the index: vectors, graph, ids, id lookup."""
-        total = self._stored.nbytes + self._ids.nbytes
+        total = self._stored.nbytes + (self._ids.nbytes if self._ids is not None else 0)
         if self._kind == "hnsw":
             hnsw = self._index.hnsw
             total += hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
@@ -465,8 +473,7 @@ class VectorIndex:
 
         if self._kind == "hnsw":
             self._exact_scores_sorted(q, positions, scores)
-        ids = np.where(positions >= 0, self._ids[np.maximum(positions, 0)], -1)
-        return scores, ids
+        return scores, self._external(positions)
 
     def rank(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Score given ids for one query exactly and order them best first.
@@ -504,7 +511,7 @@ class VectorIndex:
         positions = pos[None, :].copy()
         scores = np.empty(positions.shape, dtype=np.float32)
         self._exact_scores_sorted(q, positions, scores)
-        return scores[0], self._ids[positions[0]]
+        return scores[0], self._external(positions[0])
 
     def _search_one(
         self,
@@ -557,7 +564,7 @@ class VectorIndex:
         scores = np.full((1, k), -np.inf, dtype=np.float32)
         positions[0, : got.size] = got
         self._exact_scores_sorted(q, positions, scores)
-        return scores, np.where(positions >= 0, self._ids[np.maximum(positions, 0)], -1)
+        return scores, self._external(positions)
 
     def _overfetch(
         self,
@@ -746,6 +753,12 @@ class VectorIndex:
         pos, found = self._lookup_positions(ext)
         return _sorted_unique(pos[found])
 
+    def _external(self, positions: np.ndarray) -> np.ndarray:
+        """External ids of faiss positions (any shape), -1 kept for -1; int64."""
+        if self._ids is None:
+            return positions.astype(np.int64, copy=True)
+        return np.where(positions >= 0, self._ids[np.maximum(positions, 0)], -1)
+
     def _lookup_positions(self, ext: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map external ids to positions; returns ``(positions, found_mask)``."""
         n = self.ntotal
@@ -753,6 +766,7 @@ class VectorIndex:
             found = (ext >= 0) & (ext < n)
             return ext, found
         if self._lookup is None:
+            assert self._ids is not None
             perm = np.argsort(self._ids, kind="stable")
             self._lookup = (self._ids[perm], perm)
         sorted_ids, perm = self._lookup
@@ -825,7 +839,7 @@ class VectorIndex:
         os.replace(tmp, index_path)
         tmp = ids_path.with_name(ids_path.name + ".tmp")
         with open(tmp, "wb") as fh:
-            np.save(fh, self._ids, allow_pickle=False)
+            np.save(fh, self.ids, allow_pickle=False)
         os.replace(tmp, ids_path)
         tmp = meta_path.with_name(meta_path.name + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))

@@ -13,12 +13,11 @@ from recsys.surfaces.listening import ListeningSurfaces
 from recsys.surfaces.recommend import Recommender
 from recsys.surfaces.settings import SurfaceSettings
 
-#: Catalogue columns the surfaces and takedowns read: what a server loads
-#: (:meth:`recsys.artifact.loaded.Artifact.load`, ``catalogue_columns``).
+#: Catalogue columns the surfaces read: what a server loads
+#: (:meth:`recsys.artifact.loaded.Artifact.load`, ``catalogue_columns``). Takedowns
+#: of artists and labels use the artifact's row and code arrays, not id strings.
 SERVING_CATALOGUE_COLUMNS = (
     "track_id",
-    "artist_id",
-    "label_id",
     "title",
     "release_date",
     "in_pool",
@@ -35,14 +34,16 @@ def takedown_mask(artifact: Artifact, takedowns: Takedowns) -> np.ndarray:
     ndarray
         Boolean, shape (n_tracks,).
     """
-    t = artifact.tracks
-    mask = np.zeros(len(t), dtype=bool)
+    mask = np.zeros(len(artifact.tracks), dtype=bool)
     if takedowns.track_ids:
-        mask |= t["track_id"].isin(list(takedowns.track_ids)).to_numpy()
+        rows = artifact.track_rows(sorted(takedowns.track_ids))
+        mask[rows[rows >= 0]] = True
     if takedowns.artist_ids:
-        mask |= t["artist_id"].isin(list(takedowns.artist_ids)).to_numpy()
+        rows = artifact.artist_rows(sorted(takedowns.artist_ids))
+        mask |= np.isin(artifact.track_artist, rows[rows >= 0])
     if takedowns.label_ids:
-        mask |= t["label_id"].isin(list(takedowns.label_ids)).to_numpy()
+        codes = np.flatnonzero(np.isin(artifact.label_ids, sorted(takedowns.label_ids)))
+        mask |= np.isin(artifact.track_label, codes)
     return mask
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recsys.artifact.loaded import Artifact
 from recsys.config import RetrievalConfig
 from recsys.errors import ArtifactError
 from recsys.pool import Takedowns
 from recsys.state import StateSnapshot
-from recsys.surfaces.engine import SERVING_CATALOGUE_COLUMNS, Engine
+from recsys.surfaces.engine import SERVING_CATALOGUE_COLUMNS, Engine, takedown_mask
 from recsys.synth.artifact import SyntheticSpec, publish_synthetic_artifact
 
 SPEC = SyntheticSpec(n_pool_tracks=1500, n_artists=60, n_users=80, factors=8, n_styles=4, seed=9)
@@ -60,3 +63,43 @@ def test_a_missing_catalogue_column_is_refused(tmp_path: Path) -> None:
     publish_synthetic_artifact(tmp_path / "a", SPEC)
     with pytest.raises(ArtifactError):
         Artifact.load(tmp_path / "a", catalogue_columns=["no_such_column"])
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[Artifact, Artifact]:
+    path = tmp_path_factory.mktemp("takedowns") / "a"
+    publish_synthetic_artifact(path, SPEC)
+    full = Artifact.load(path)
+    return full, Artifact.load(path, catalogue_columns=SERVING_CATALOGUE_COLUMNS)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_takedowns_by_rows_and_codes_block_what_the_id_columns_say(
+    both: tuple[Artifact, Artifact], data: st.DataObject
+) -> None:
+    """The served artifact keeps no artist or label id per track: its masks must still agree."""
+    full, served = both
+    t = full.tracks
+    assert "artist_id" not in served.tracks and "label_id" not in served.tracks
+    pick = st.lists(
+        st.sampled_from(sorted(set(t["track_id"].astype(str))) + ["unknown"]), max_size=4
+    )
+    artists = st.lists(
+        st.sampled_from(sorted(set(t["artist_id"].astype(str))) + ["nobody"]), max_size=3
+    )
+    labels = sorted(set(t["label_id"].dropna().astype(str))) + ["no-label"]
+    takedowns = Takedowns(
+        track_ids=frozenset(data.draw(pick)),
+        artist_ids=frozenset(data.draw(artists)),
+        label_ids=frozenset(data.draw(st.lists(st.sampled_from(labels), max_size=3))),
+    )
+    expected = (
+        t["track_id"].isin(list(takedowns.track_ids)).to_numpy()
+        | t["artist_id"].isin(list(takedowns.artist_ids)).to_numpy()
+        | t["label_id"].isin(list(takedowns.label_ids)).to_numpy()
+    )
+    assert np.array_equal(takedown_mask(served, takedowns), expected)
+    assert np.array_equal(takedown_mask(full, takedowns), expected)
