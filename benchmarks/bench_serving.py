@@ -14,6 +14,7 @@ What it does
    takes several minutes (mostly the two HNSW graphs); later runs reuse it
    (``--skip-build`` insists on it).
 2. **Engine.** Starts the real service (``recsys serve``: one uvicorn process,
+   or with ``--workers N`` a supervisor and N forked worker processes;
    ``serving.app.create_app``, structured access log on) on a free loopback
    port over a *directory of artifacts*, and drives it with ``--clients``
    concurrent keep-alive connections, closed loop (each sends its next request
@@ -76,6 +77,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib
 import dataclasses  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
@@ -245,19 +247,40 @@ class Server:
         raise SystemExit(f"server not ready after {timeout_s}s; see {self.log_path}")
 
     def status(self) -> dict[str, int]:
-        """VmRSS, VmHWM, RssAnon, RssFile and AnonHugePages in KiB, and CPU ticks, of the server."""
-        out = {}
-        with open(f"/proc/{self.proc.pid}/status") as fh:
-            for line in fh:
-                if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:")):
-                    out[line.split(":")[0]] = int(line.split()[1])
-        with open(f"/proc/{self.proc.pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("AnonHugePages:"):
-                    out["AnonHugePages"] = int(line.split()[1])
-        with open(f"/proc/{self.proc.pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        out["cpu_ticks"] = int(fields[11]) + int(fields[12])
+        """Memory (KiB) and CPU ticks of the server's processes (``--workers``: all of them).
+
+        ``VmRSS``, ``RssAnon``, ``RssFile``, ``AnonHugePages`` and ``Pss`` are
+        summed over the process and its children; ``VmHWM`` is the first
+        process's. Summed RSS counts a page shared by several processes (forked
+        workers, mapped indexes) once per process; ``Pss`` splits it between
+        them, so its sum is the memory the server holds. CPU ticks include
+        children already exited and waited for.
+        """
+        out = dict.fromkeys(("VmRSS", "RssAnon", "RssFile", "AnonHugePages", "Pss", "cpu_ticks"), 0)
+        pids = _process_tree(self.proc.pid)
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/status") as fh:
+                    for line in fh:
+                        key = line.split(":")[0]
+                        if key in ("VmRSS", "RssAnon", "RssFile"):
+                            out[key] += int(line.split()[1])
+                        elif key == "VmHWM" and pid == self.proc.pid:
+                            out[key] = int(line.split()[1])
+                with open(f"/proc/{pid}/smaps_rollup") as fh:
+                    for line in fh:
+                        key = line.split(":")[0]
+                        if key in ("AnonHugePages", "Pss"):
+                            out[key] += int(line.split()[1])
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a worker that just exited
+            # utime + stime, and for the first process its waited-for children's too.
+            out["cpu_ticks"] += int(fields[11]) + int(fields[12])
+            if pid == self.proc.pid:
+                out["cpu_ticks"] += int(fields[13]) + int(fields[14])
+        out["processes"] = len(pids)
         return out
 
     def stop(self) -> None:
@@ -271,7 +294,18 @@ class Server:
         self._log.close()
 
 
-def serve_bare(payload_file: str, port: int) -> None:
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux ``/proc/PID/task/PID/children``)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        p = pids[i]
+        i += 1
+        with contextlib.suppress(OSError):
+            pids.extend(int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split())
+    return pids
+
+
+def serve_bare(payload_file: str, port: int, workers: int = 1) -> None:
     """Run the bare app: one route returning a captured answer (subprocess mode).
 
     ``payload_file`` holds one captured engine answer per request kind
@@ -292,8 +326,14 @@ def serve_bare(payload_file: str, port: int) -> None:
     def ready() -> dict[str, bool]:
         return {"ready": True}
 
-    # The settings of `recsys serve` (training/cli.py): one process, default loop and HTTP.
-    uvicorn.run(app, host=HOST, port=port, log_config=None, access_log=False)
+    # The settings of `recsys serve` (training/cli.py): default loop and HTTP; with
+    # --workers, the same supervisor dealing connections to forked workers.
+    if workers > 1:
+        from serving.workers import Supervisor
+
+        Supervisor(host=HOST, port=port, workers=workers, make_app=lambda link: app).run()
+    else:
+        uvicorn.run(app, host=HOST, port=port, log_config=None, access_log=False)
 
 
 def capture_payloads(
@@ -351,12 +391,18 @@ class Connection:
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = None
+        closing = False
         for line in head.split(b"\r\n")[1:]:
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
+            elif line[:11].lower() == b"connection:" and b"close" in line[11:].lower():
+                closing = True  # HTTP/1.1: the server closes after this answer
         if length is None:
             raise ValueError("answer without content-length")
-        return status, await self.reader.readexactly(length)
+        body = await self.reader.readexactly(length)
+        if closing:
+            self.close()  # the next request opens a new connection
+        return status, body
 
     def close(self) -> None:
         if self.writer is not None:
@@ -502,9 +548,10 @@ async def reloader(
         conn.close()
 
 
-async def sampler(server: Server, stop: asyncio.Event, phase: Phase) -> None:
+async def sampler(server: Server, stop: asyncio.Event, phase: Phase, key: str = "VmRSS") -> None:
+    """Memory every 0.2 s: ``VmRSS``, or with several processes the summed ``Pss``."""
     while not stop.is_set():
-        phase.rss_samples.append((time.perf_counter(), server.status()["VmRSS"]))
+        phase.rss_samples.append((time.perf_counter(), server.status()[key]))
         await asyncio.sleep(0.2)
 
 
@@ -518,6 +565,7 @@ async def run_phase(
     timeout_s: float,
     reload: tuple[Path, Path, str, int] | None = None,
     ports: list[int] | None = None,
+    memory_key: str = "VmRSS",
 ) -> Phase:
     """Drive ``server`` with ``clients`` connections; reload meanwhile when asked.
 
@@ -534,7 +582,7 @@ async def run_phase(
         asyncio.create_task(client(ports[i % len(ports)], requests, stop, phase, timeout_s))
         for i in range(clients)
     ]
-    tasks.append(asyncio.create_task(sampler(server, stop, phase)))
+    tasks.append(asyncio.create_task(sampler(server, stop, phase, memory_key)))
     reloading = None
     if reload is not None:
         base, root, token, n = reload
@@ -665,11 +713,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="serve with RECSYS_HUGE_PAGES=true (glibc's huge-page tunable), for comparison",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes of the engine and of the bare route alike (recsys serve "
+        "--workers); above 1, memory is the processes' summed PSS, sampled every 0.2 s",
+    )
     p.add_argument("--serve-bare", metavar="PAYLOAD", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve_bare:
-        serve_bare(args.serve_bare, args.port)
+        serve_bare(args.serve_bare, args.port, args.workers)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("faiss").setLevel(logging.WARNING)
@@ -702,6 +757,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---- engine and bare route -----------------------------------------------------------
     port = free_port()
     argv_engine = [sys.executable, "-m", "training.cli", "serve", "--artifact", str(root)]
+    argv_engine += ["--workers", str(args.workers)]
     engine = Server([*argv_engine, "--port", str(port)], env, port, work / "engine.log")
     bare = None
     try:
@@ -722,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
                     max_duration_s=args.max_duration if reload else duration_s + 60,
                     timeout_s=args.timeout,
                     reload=reload,
+                    memory_key="VmRSS" if args.workers == 1 else "Pss",
                 )
             )
 
@@ -734,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
         slices = max(1, args.slices)
         if args.no_bare:
             steady_phase = drive(engine, engine_requests, args.duration)
-            bare_phase, bare_status = Phase(elapsed_s=1.0), {"VmRSS": 0}
+            bare_phase, bare_status = Phase(elapsed_s=1.0), {"VmRSS": 0, "Pss": 0}
             result["bare_answer_bytes"] = {}
         else:
             # The bare route is measured in slices alternating with the engine's, so that
@@ -796,6 +853,7 @@ def start_bare(
     """The bare route's server (ready) and its request stream."""
     port = free_port()
     argv_bare = [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(payload_file)]
+    argv_bare += ["--workers", str(args.workers)]
     bare = Server([*argv_bare, "--port", str(port)], env, port, work / "bare.log")
     try:
         bare.wait_ready("/readyz", timeout_s=60)
@@ -835,6 +893,8 @@ def report(
     result["elapsed_s"] = {k: round(ph.elapsed_s, 1) for k, ph in phases.items()}
     bare_rps = max(routes["bare"]["all"]["all"]["rps"], 1e-9)
     ratios = {k: round(routes[k]["all"]["all"]["rps"] / bare_rps, 3) for k in ("steady", "reloads")}
+    key = "VmRSS" if args.workers == 1 else "Pss"
+    all_samples = [kib for ph in phases.values() for _, kib in ph.rss_samples]
     reload_rss = [
         kib
         for t, kib in reloading.rss_samples
@@ -847,12 +907,19 @@ def report(
             "ratio_rps": ratios,
             "reloads": reloading.reloads,
             "versions_answered": len(versions),
+            # One process: its resident set (VmRSS; VmHWM its peak). Several: their
+            # summed proportional set (Pss), the peak the highest 0.2 s sample.
+            "memory": "VmRSS" if args.workers == 1 else "summed Pss",
+            "processes": status["steady"].get("processes", 1),
             "rss_mib": {
-                "steady": mib(status["steady"]["VmRSS"]),
-                "after_reloads": mib(status["after"]["VmRSS"]),
+                "steady": mib(status["steady"][key]),
+                "after_reloads": mib(status["after"][key]),
                 "max_sampled_during_reloads": mib(max(reload_rss)) if reload_rss else None,
-                "peak_vmhwm": mib(status["after"]["VmHWM"]),
-                "bare": mib(status["bare"]["VmRSS"]),
+                "peak_vmhwm": mib(status["after"]["VmHWM"]) if args.workers == 1 else None,
+                "max_sampled": mib(max(all_samples)) if all_samples else None,
+                "steady_pss": mib(status["steady"].get("Pss", 0)),
+                "steady_rss": mib(status["steady"]["VmRSS"]),  # summed over the processes
+                "bare": mib(status["bare"].get(key, 0)),
                 # Of the steady RSS, what sits on transparent huge pages (with
                 # `--huge-pages`, glibc's tunable; see training/cli.py).
                 "steady_huge_pages": mib(status["steady"].get("AnonHugePages", 0)),
@@ -905,12 +972,19 @@ def report(
         f"max {max(secs) if secs else float('nan'):.1f}s"
     )
     r = result["rss_mib"]
+    peak = (
+        f"peak (VmHWM) {r['peak_vmhwm']} MiB"
+        if args.workers == 1
+        else f"highest sample {r['max_sampled']} MiB"
+    )
     print(
-        f"server RSS: {r['steady']} MiB steady (before reloads), {r['after_reloads']} MiB "
+        f"server {'RSS' if args.workers == 1 else 'memory, Pss summed over'} "
+        f"{'' if args.workers == 1 else str(result['processes']) + ' processes, '}"
+        f"{r['steady']} MiB steady (before reloads), {r['after_reloads']} MiB "
         f"{args.settle:.0f}s after the last reload, max sampled during reloads "
-        f"{r['max_sampled_during_reloads']} MiB, peak (VmHWM) {r['peak_vmhwm']} MiB; "
+        f"{r['max_sampled_during_reloads']} MiB, {peak}; "
         f"bare server {r['bare']} MiB; at steady state {r['steady_anon']} MiB anonymous and "
-        f"{r['steady_file']} MiB of mapped files, {r['steady_huge_pages']} MiB on huge pages"
+        f"{r['steady_file']} MiB of mapped files (RSS), {r['steady_huge_pages']} MiB on huge pages"
     )
     print(f"server CPU ms per request: {result['cpu_ms_per_request']}")
     print(

@@ -15,11 +15,17 @@ from serving.holder import ArtifactWatcher, EngineHolder, use_system_allocator_f
 from serving.metrics import ServiceMetrics, ServiceMiddleware
 from serving.routers import admin, artists, health, model, radio, users
 from serving.settings import ServiceSettings
+from serving.workers import WorkerLink
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: ServiceSettings | None = None, *, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: ServiceSettings | None = None,
+    *,
+    engine: Engine | None = None,
+    link: WorkerLink | None = None,
+) -> FastAPI:
     """Build the service.
 
     Parameters
@@ -28,8 +34,11 @@ def create_app(settings: ServiceSettings | None = None, *, engine: Engine | None
         Where the artifact and the state file are, the admin token, limits;
         read from the environment by default.
     engine
-        An already-loaded engine (tests); otherwise the artifact in
-        ``settings.artifact`` is loaded at start-up.
+        An already-loaded engine (tests, and the workers of ``--workers N``);
+        otherwise the artifact in ``settings.artifact`` is loaded at start-up.
+    link
+        In a worker of ``recsys serve --workers N``: its channel to the
+        supervisor, which reloads (and watches the artifact directory).
     """
     settings = settings or ServiceSettings()
     metrics = ServiceMetrics()
@@ -37,17 +46,23 @@ def create_app(settings: ServiceSettings | None = None, *, engine: Engine | None
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         use_system_allocator_for_arrow()  # so that reloads give memory back (see there)
-        store = StateStore(settings.state_path)
+        store = StateStore(settings.state_path)  # a connection of this process's own
         holder = EngineHolder(store, settings.artifact)
         if engine is not None:
-            holder.engine = engine.with_state(store.snapshot())
+            snapshot = store.snapshot()
+            # A forked worker keeps the supervisor's engine (and its shared pages)
+            # unless the platform state moved on since it was built.
+            same = engine.state_generation == snapshot.generation
+            holder.engine = engine if same and link is not None else engine.with_state(snapshot)
         else:
             holder.load_initial()
+        if link is not None:
+            holder.remote_reload = link.reload
         app.state.settings = settings
         app.state.holder = holder
         app.state.metrics = metrics
         watcher = None
-        if settings.watch_interval_s > 0 and settings.artifact is not None:
+        if settings.watch_interval_s > 0 and settings.artifact is not None and link is None:
             watcher = ArtifactWatcher(holder, settings.watch_interval_s)
             watcher.start()
         yield
@@ -68,6 +83,7 @@ def create_app(settings: ServiceSettings | None = None, *, engine: Engine | None
         metrics=metrics,
         max_in_flight=settings.max_in_flight,
         retry_after_s=settings.retry_after_s,
+        link=link,
     )
     app.include_router(health.router)
     app.include_router(model.router)

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -119,6 +120,9 @@ class EngineHolder:
         self.engine: Engine | None = None
         self._lock = threading.Lock()  # one rebuild or reload at a time
         self.reloads = {"ok": 0, "refused": 0, "unchanged": 0}
+        #: In a worker of ``recsys serve --workers N``: reloads are the supervisor's
+        #: (:meth:`serving.workers.WorkerLink.reload`).
+        self.remote_reload: Callable[[], tuple[bool, str]] | None = None
 
     def current(self) -> Engine:
         """The engine for this request, refreshed first if the state store moved on.
@@ -188,6 +192,28 @@ class EngineHolder:
             return None
         path = resolve_artifact(self.artifact_path)
         return str(read_manifest(path, verify=False)["version"])
+
+    def request_reload(self) -> tuple[bool, str]:
+        """Reload here, or have the supervisor reload every worker.
+
+        Returns
+        -------
+        (changed, model_version)
+
+        Raises
+        ------
+        ArtifactError
+            The newest artifact is broken; the current one keeps serving.
+        """
+        if self.remote_reload is None:
+            changed, engine = self.reload()
+            return changed, engine.version
+        from serving.workers import ReloadRefused
+
+        try:
+            return self.remote_reload()
+        except ReloadRefused as exc:
+            raise ArtifactError(str(exc)) from exc
 
     def reload(self) -> tuple[bool, Engine]:
         """Load the newest artifact beside the current one, check it, swap.

@@ -84,9 +84,16 @@ class ServiceMiddleware:
     """Metrics, bounded concurrency and access logs for every HTTP request."""
 
     def __init__(
-        self, app: Any, *, metrics: ServiceMetrics, max_in_flight: int, retry_after_s: int
+        self,
+        app: Any,
+        *,
+        metrics: ServiceMetrics,
+        max_in_flight: int,
+        retry_after_s: int,
+        link: Any = None,
     ):
         self.app = app
+        self.link = link  # a worker's WorkerLink: once it drains, answers close their connection
         self.metrics = metrics
         self.max_in_flight = max_in_flight
         self.retry_after = str(retry_after_s).encode()
@@ -124,9 +131,14 @@ class ServiceMiddleware:
             return
         status = [500]
 
+        link = self.link
+
         async def send_status(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                if link is not None and link.draining:
+                    # A retired worker: the client's next request goes to a new one.
+                    message["headers"] = [*message.get("headers", ()), (b"connection", b"close")]
             await send(message)
 
         if counted:

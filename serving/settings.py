@@ -13,7 +13,7 @@ class ServiceSettings(BaseSettings):
 
     Environment: ``RECSYS_ARTIFACT``, ``RECSYS_ADMIN_TOKEN``, ``RECSYS_STATE_PATH``,
     ``RECSYS_MAX_IN_FLIGHT``, ``RECSYS_WATCH_INTERVAL_S``, ``RECSYS_HOST``,
-    ``RECSYS_PORT``, ``RECSYS_LOG_JSON``, ``RECSYS_HUGE_PAGES``.
+    ``RECSYS_PORT``, ``RECSYS_LOG_JSON``, ``RECSYS_HUGE_PAGES``, ``RECSYS_WORKERS``.
     """
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
@@ -41,6 +41,15 @@ class ServiceSettings(BaseSettings):
             "`recsys serve` restarts itself once with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, "
             "so that large allocations sit on transparent huge pages (Linux, glibc >= 2.35). "
             "Off by default since the indexes are memory-mapped files, which it does not reach."
+        ),
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Server processes. Above 1, a supervisor loads the artifact once, forks the "
+            "workers over it and deals them connections (serving/workers.py)."
         ),
     )
     host: str = "127.0.0.1"

@@ -7,6 +7,7 @@ Commands: ``generate``, ``train``, ``recommend``, ``serve``, ``demo``,
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 # implicit warns and runs up to 10x slower when OpenBLAS spawns its own threads
 # inside its workers; set before numpy is imported anywhere.
@@ -20,6 +21,9 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from recsys.errors import RecsysError  # noqa: E402
+
+if TYPE_CHECKING:
+    from serving.settings import ServiceSettings
 
 logger = logging.getLogger("recsys.cli")
 
@@ -231,7 +235,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from serving.settings import ServiceSettings
 
     # Everything not given on the command line comes from RECSYS_* variables.
-    settings = ServiceSettings(artifact=args.artifact, host=args.host, port=args.port)
+    given = {"workers": args.workers} if getattr(args, "workers", None) else {}
+    settings = ServiceSettings(artifact=args.artifact, host=args.host, port=args.port, **given)
     if settings.huge_pages and args.raw_argv is not None:
         _reexec_with_huge_pages(args.raw_argv)
     if settings.log_json:
@@ -240,6 +245,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.admin_token is None:
         logger.warning("RECSYS_ADMIN_TOKEN is not set: admin routes are disabled")
     logger.info("state file %s", settings.state_path.resolve())
+    if settings.workers > 1:
+        return _serve_workers(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -247,6 +254,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=None,  # keep this process's logging (JSON lines)
         access_log=False,  # the service writes its own structured access log
     )
+    return 0
+
+
+def _serve_workers(settings: ServiceSettings) -> int:
+    """``recsys serve --workers N``: load once, fork N workers (serving/workers.py)."""
+    from recsys.state import StateStore
+    from serving.app import create_app
+    from serving.holder import EngineHolder, use_system_allocator_for_arrow
+    from serving.workers import Supervisor
+
+    if settings.artifact is None:
+        raise SystemExit("--workers needs an artifact to load")
+    use_system_allocator_for_arrow()
+    holder = EngineHolder(StateStore(settings.state_path), settings.artifact)
+    holder.load_initial()
+
+    def reload() -> tuple[bool, str]:
+        changed, engine = holder.reload()
+        return changed, engine.version
+
+    def newer() -> bool:
+        engine = holder.engine
+        return engine is None or holder.newest_version() != engine.version
+
+    Supervisor(
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        # Runs in each new worker: the engine the supervisor holds at the fork.
+        make_app=lambda link: create_app(settings, engine=holder.engine, link=link),
+        reload=reload,
+        watch=newer,
+        watch_interval_s=settings.watch_interval_s,
+    ).run()
     return 0
 
 
@@ -354,6 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--artifact", required=True)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes sharing one loaded artifact (default: RECSYS_WORKERS, else 1)",
+    )
     s.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="generate a small platform, train, serve it")

@@ -90,10 +90,10 @@ def erase_user(
 def reload(holder: HolderDep, actor: AdminDep):
     """Load the newest artifact beside the current one and swap; a broken one is refused."""
     try:
-        changed, engine = holder.reload()
+        changed, version = holder.request_reload()
     except ArtifactError as exc:
         return JSONResponse(
             status_code=409,
             content={"error": {"code": "artifact_refused", "message": str(exc)}},
         )
-    return ReloadOut(reloaded=changed, model_version=engine.version)
+    return ReloadOut(reloaded=changed, model_version=version)

@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_load_test_runs_reloads_and_reports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_load_test_runs_reloads_and_reports(tmp_path: Path, workers: int) -> None:
+    """One process, and a supervisor with two workers (reloads re-fork the workers)."""
     work = tmp_path / "work"
     argv = [
         sys.executable,
@@ -32,6 +36,8 @@ def test_load_test_runs_reloads_and_reports(tmp_path: Path) -> None:
         "0.5",
         "--clients",
         "4",
+        "--workers",
+        str(workers),
     ]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     run = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -57,8 +63,17 @@ def test_load_test_runs_reloads_and_reports(tmp_path: Path) -> None:
         assert abs(r["bare_answer_bytes"][kind] - size) < 40, kind
     assert r["answer_bytes"]["artist"] > 2 * r["answer_bytes"]["known"]  # radios are larger
     assert len(r["slice_ratios"]) == 3 and r["ratio_rps"]
-    for key in ("steady", "after_reloads", "peak_vmhwm", "steady_anon", "steady_file"):
+    for key in ("steady", "after_reloads", "steady_anon", "steady_file", "steady_pss"):
         assert r["rss_mib"][key] > 0
     # The split is of the same resident set (sampled at the same moment).
-    assert r["rss_mib"]["steady_anon"] + r["rss_mib"]["steady_file"] <= r["rss_mib"]["steady"] + 1
+    split = r["rss_mib"]["steady_anon"] + r["rss_mib"]["steady_file"]
+    assert split <= r["rss_mib"]["steady_rss"] + 1
+    assert r["processes"] == (1 if workers == 1 else workers + 1)  # + the supervisor
+    if workers == 1:
+        assert r["memory"] == "VmRSS" and r["rss_mib"]["peak_vmhwm"] > 0
+    else:
+        # Summed proportional sets: shared pages counted once, so below the summed RSS.
+        assert r["memory"] == "summed Pss" and r["rss_mib"]["peak_vmhwm"] is None
+        assert r["rss_mib"]["max_sampled"] >= r["rss_mib"]["steady"] > 0
+        assert r["rss_mib"]["steady"] < r["rss_mib"]["steady_rss"]
     assert "throughput ratio engine / bare" in run.stdout

@@ -1,0 +1,208 @@
+"""``recsys serve --workers N``: a supervisor forks workers over one loaded artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recsys.synth.artifact import SyntheticSpec, publish_synthetic_artifact
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+TOKEN = "t0ken"
+SPEC = SyntheticSpec(n_pool_tracks=400, n_artists=20, n_users=30, factors=4, n_styles=2, seed=5)
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="workers fork")
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection (answers carry content-length)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection((HOST, port), timeout=30)
+        self.buf = b""
+        self.closed_by_server = False
+
+    def get(self, path: str, method: str = "GET", body: bytes = b"") -> tuple[int, dict, bytes]:
+        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+        if body:
+            head += "Content-Type: application/json\r\n"
+        head += f"Content-Length: {len(body)}\r\n\r\n"
+        self.sock.sendall(head.encode() + body)
+        while b"\r\n\r\n" not in self.buf:
+            self._read()
+        raw, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = raw.split(b"\r\n")
+        headers = {k.strip().lower(): v.strip() for k, v in (ln.split(b":", 1) for ln in lines[1:])}
+        n = int(headers[b"content-length"])
+        while len(self.buf) < n:
+            self._read()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        self.closed_by_server = headers.get(b"connection", b"").lower() == b"close"
+        return int(lines[0][9:12]), headers, out
+
+    def _read(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        self.buf += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def served(tmp_path: Path):
+    """A directory with one artifact, served by a supervisor and two workers."""
+    root = tmp_path / "artifacts"
+    publish_synthetic_artifact(root / "a1", SPEC)
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")},
+        "OPENBLAS_NUM_THREADS": "1",
+        "RECSYS_ADMIN_TOKEN": TOKEN,
+        "RECSYS_STATE_PATH": str(tmp_path / "state.sqlite"),
+        "RECSYS_LOG_JSON": "false",
+    }
+    log = (tmp_path / "serve.log").open("wb")
+    argv = [sys.executable, "-m", "training.cli", "serve", "--artifact", str(root)]
+    proc = subprocess.Popen(
+        [*argv, "--port", str(port), "--workers", "2"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            c = Conn(port)
+            if c.get("/readyz")[0] == 200:
+                c.close()
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.2)
+    yield proc, port, root
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+
+
+def _children(pid: int) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def _user_and_model(root: Path) -> str:
+    import pandas as pd
+
+    return str(pd.read_parquet(next(root.iterdir()) / "model/users.parquet")["user_id"].iloc[0])
+
+
+def test_connections_are_dealt_evenly_and_answers_agree(served) -> None:
+    proc, port, root = served
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    user = _user_and_model(root)
+    conns = [Conn(port) for _ in range(6)]
+    bodies = [c.get(f"/v1/users/{user}/recommendations?k=5") for c in conns]
+    assert all(status == 200 for status, _, _ in bodies)
+    assert len({b for _, _, b in bodies}) == 1  # every worker serves the same engine
+    # Dealt to the worker with fewest open connections: 3 and 3.
+    assert sorted(_connections(w, port) for w in workers) == [3, 3]
+    for c in conns:
+        c.close()
+
+
+def _connections(pid: int, port: int) -> int:
+    """Established TCP connections to ``port`` that process ``pid`` holds a descriptor of."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and f[3] == "01":
+            inodes.add(f[9])
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        held += target.startswith("socket:[") and target[8:-1] in inodes
+    return held
+
+
+def test_reload_reforks_workers_and_old_connections_are_closed(served) -> None:
+    proc, port, root = served
+    before = _children(proc.pid)
+    conn = Conn(port)
+    v1 = json.loads(conn.get("/v1/model")[2])["version"]
+    publish_synthetic_artifact(root / "a2", SyntheticSpec(**{**SPEC.__dict__, "seed": 6}))
+    status, _, body = Conn(port).get("/v1/admin/reload", "POST")
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["reloaded"] is True and answer["model_version"] != v1
+    # The old worker answers this connection's next request, and closes it.
+    status, _, body = conn.get("/v1/model")
+    assert status == 200 and json.loads(body)["version"] == v1 and conn.closed_by_server
+    # New connections reach the new workers only; the old ones exit.
+    for _ in range(4):
+        assert json.loads(Conn(port).get("/v1/model")[2])["version"] == answer["model_version"]
+    deadline = time.monotonic() + 20
+    while _children(proc.pid) & before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = _children(proc.pid)
+    assert len(after) == 2 and not after & before
+
+
+def test_a_broken_artifact_is_refused_and_nothing_changes(served) -> None:
+    proc, port, root = served
+    before = _children(proc.pid)
+    v1 = json.loads(Conn(port).get("/v1/model")[2])["version"]
+    bad = root / "zz-broken"
+    publish_synthetic_artifact(bad, SyntheticSpec(**{**SPEC.__dict__, "seed": 7}))
+    (bad / "model/user_factors.npy").write_bytes(b"not an array")
+    status, _, body = Conn(port).get("/v1/admin/reload", "POST")
+    assert status == 409 and b"artifact_refused" in body
+    assert json.loads(Conn(port).get("/v1/model")[2])["version"] == v1
+    assert _children(proc.pid) == before
+
+
+def test_a_takedown_through_one_worker_holds_on_every_worker(served) -> None:
+    proc, port, root = served
+    user = _user_and_model(root)
+    conns = [Conn(port) for _ in range(4)]  # two per worker
+    top = json.loads(conns[0].get(f"/v1/users/{user}/recommendations?k=1")[2])["items"][0]
+    body = json.dumps({"track_ids": [top["track_id"]]}).encode()
+    assert conns[1].get("/v1/admin/takedowns", "POST", body)[0] == 200
+    for c in conns:
+        answer = json.loads(c.get(f"/v1/users/{user}/recommendations?k=10")[2])
+        assert top["track_id"] not in {i["track_id"] for i in answer["items"]}
+
+
+def test_a_worker_that_dies_is_replaced(served) -> None:
+    proc, port, root = served
+    first = sorted(_children(proc.pid))
+    os.kill(first[0], signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while (first[0] in _children(proc.pid) or len(_children(proc.pid)) < 2) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    now = _children(proc.pid)
+    assert len(now) == 2 and first[0] not in now and first[1] in now
+    assert all(Conn(port).get("/readyz")[0] == 200 for _ in range(4))
