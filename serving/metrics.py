@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -21,6 +22,8 @@ from prometheus_client import (
     Histogram,
     ProcessCollector,
     generate_latest,
+    multiprocess,
+    values,
 )
 
 access_log = logging.getLogger("recsys.access")
@@ -29,12 +32,33 @@ access_log = logging.getLogger("recsys.access")
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
+def multiprocess_dir() -> str | None:
+    """The directory of prometheus_client's multiprocess mode, when this process uses it.
+
+    Set by ``recsys serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR``) before
+    prometheus_client is imported: every worker then writes its samples to
+    files there, and any worker's ``/metrics`` adds up all of them.
+    """
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return path if path and values.ValueClass is not values.MutexValue else None
+
+
 class ServiceMetrics:
-    """The service's metrics, in a registry of their own (one per app)."""
+    """The service's metrics, in a registry of their own (one per app).
+
+    With several worker processes (:func:`multiprocess_dir`), counters and
+    histograms are summed over the workers, live or exited, and the gauges
+    that describe the served state are the highest of the live workers'
+    (``livemax``; requests in flight: their sum). The process collector
+    (resident memory, CPU) is left out there, since it would describe only
+    the worker that answered.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.multiprocess = multiprocess_dir() is not None
         r = self.registry
+        live = {"multiprocess_mode": "livemax"}
         self.requests = Counter(
             "recsys_requests", "HTTP requests", ["route", "method", "status"], registry=r
         )
@@ -48,21 +72,31 @@ class ServiceMetrics:
         self.overloaded = Counter(
             "recsys_overloaded", "Requests refused with 503 (too many in flight)", registry=r
         )
-        self.in_flight = Gauge("recsys_in_flight", "Requests being served", registry=r)
-        self.model = Gauge("recsys_model_info", "Served model version", ["version"], registry=r)
-        self.pool_size = Gauge("recsys_pool_size", "Tracks that may be served now", registry=r)
-        self.takedowns = Gauge("recsys_takedowns", "Takedowns in force", ["entity"], registry=r)
-        self.erasures = Gauge("recsys_erasures", "Users erased", registry=r)
-        self.reloads = Gauge("recsys_reloads", "Artifact reloads by result", ["result"], registry=r)
-        self.ready = Gauge("recsys_ready", "1 when an artifact is loaded", registry=r)
-        # The process's resident memory, CPU time and open files (Linux), so that memory
-        # during reloads, when two artifacts are held, can be watched in production too.
-        ProcessCollector(registry=r)
+        self.in_flight = Gauge(
+            "recsys_in_flight", "Requests being served", registry=r, multiprocess_mode="livesum"
+        )
+        self.model = Gauge(
+            "recsys_model_info", "Served model version", ["version"], registry=r, **live
+        )
+        self.pool_size = Gauge(
+            "recsys_pool_size", "Tracks that may be served now", registry=r, **live
+        )
+        self.takedowns = Gauge(
+            "recsys_takedowns", "Takedowns in force", ["entity"], registry=r, **live
+        )
+        self.erasures = Gauge("recsys_erasures", "Users erased", registry=r, **live)
+        self.reloads = reload_gauge(r)
+        self.ready = Gauge("recsys_ready", "1 when an artifact is loaded", registry=r, **live)
+        if not self.multiprocess:
+            # The process's resident memory, CPU time and open files (Linux), so that
+            # memory during reloads, when two artifacts are held, can be watched too.
+            ProcessCollector(registry=r)
 
     def render(self, holder: Any) -> bytes:
         """Refresh the gauges that describe the served state, then the text format."""
         engine = holder.engine
-        self.model.clear()
+        if not self.multiprocess:  # a worker serves one version for life (reloads re-fork)
+            self.model.clear()
         self.ready.set(1 if engine is not None else 0)
         if engine is not None:
             self.model.labels(version=engine.version).set(1)
@@ -75,9 +109,24 @@ class ServiceMetrics:
         ):
             self.takedowns.labels(entity=entity).set(len(ids))
         self.erasures.set(len(snap.erased_users))
-        for result, n in holder.reloads.items():
-            self.reloads.labels(result=result).set(n)
-        return generate_latest(self.registry)
+        if not self.multiprocess:  # with workers, the supervisor reloads and counts
+            for result, n in holder.reloads.items():
+                self.reloads.labels(result=result).set(n)
+            return generate_latest(self.registry)
+        everyone = CollectorRegistry()
+        multiprocess.MultiProcessCollector(everyone)
+        return generate_latest(everyone)
+
+
+def reload_gauge(registry: CollectorRegistry | None) -> Gauge:
+    """``recsys_reloads{result}``: the server's reloads (with workers, the supervisor's)."""
+    return Gauge(
+        "recsys_reloads",
+        "Artifact reloads by result",
+        ["result"],
+        registry=registry,
+        multiprocess_mode="livemax",
+    )
 
 
 class ServiceMiddleware:

@@ -28,8 +28,10 @@ the GIL. ``recsys serve --workers N`` runs N worker processes instead:
   checks the SQLite store's generation on every request
   (:meth:`serving.holder.EngineHolder.current`).
 
-The workers' ``/metrics`` are per worker (the one that answered); the
-supervisor's log carries the reloads.
+``recsys serve --workers N`` runs prometheus_client in multiprocess mode: any
+worker's ``/metrics`` sums the request counters and latency histograms of all
+workers, live or exited, and reports the supervisor's reload counts
+(:class:`serving.metrics.ServiceMetrics`).
 """
 
 from __future__ import annotations
@@ -142,6 +144,8 @@ class Supervisor:
     watch, watch_interval_s
         Every ``watch_interval_s`` seconds (0: never), ``watch()`` says
         whether a newer artifact is there to reload.
+    on_exit
+        Called with a worker's pid once it has exited (metrics clean-up).
     uvicorn_options
         Extra :class:`uvicorn.Config` options of the workers.
     """
@@ -156,6 +160,7 @@ class Supervisor:
         reload: Callable[[], tuple[bool, str]] | None = None,
         watch: Callable[[], bool] | None = None,
         watch_interval_s: float = 0.0,
+        on_exit: Callable[[int], None] | None = None,
         uvicorn_options: dict[str, Any] | None = None,
     ) -> None:
         if workers < 1:
@@ -165,6 +170,7 @@ class Supervisor:
         self._reload_fn = reload
         self._watch = watch if watch_interval_s > 0 else None
         self._watch_interval_s = watch_interval_s
+        self._on_exit = on_exit
         self.uvicorn_options = dict(uvicorn_options or {})
         self.workers: dict[int, _Worker] = {}
         self._stop = False
@@ -376,6 +382,11 @@ class Supervisor:
                 sock.close()
             if worker in self._reload_waiting:
                 self._reload_waiting.remove(worker)
+            if self._on_exit is not None:
+                try:
+                    self._on_exit(pid)
+                except Exception:  # noqa: BLE001 - never stops the supervisor
+                    logger.exception("after worker %d exited", pid)
             if worker.retiring or self._stop:
                 logger.info("worker %d exited (%s)", pid, _exit_text(status))
             else:

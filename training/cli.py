@@ -230,8 +230,6 @@ def _reexec_with_huge_pages(argv: list[str]) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from serving.app import create_app
-    from serving.metrics import JsonFormatter
     from serving.settings import ServiceSettings
 
     # Everything not given on the command line comes from RECSYS_* variables.
@@ -239,6 +237,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServiceSettings(artifact=args.artifact, host=args.host, port=args.port, **given)
     if settings.huge_pages and args.raw_argv is not None:
         _reexec_with_huge_pages(args.raw_argv)
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus_client is imported: the workers' metrics go to files there,
+        # and every worker's /metrics adds them all up (serving/metrics.py).
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="recsys-metrics-")
+    from serving.app import create_app
+    from serving.metrics import JsonFormatter
+
     if settings.log_json:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
@@ -259,9 +266,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve_workers(settings: ServiceSettings) -> int:
     """``recsys serve --workers N``: load once, fork N workers (serving/workers.py)."""
+    import shutil
+
+    from prometheus_client import multiprocess
+
     from recsys.state import StateStore
     from serving.app import create_app
     from serving.holder import EngineHolder, use_system_allocator_for_arrow
+    from serving.metrics import multiprocess_dir, reload_gauge
     from serving.workers import Supervisor
 
     if settings.artifact is None:
@@ -269,10 +281,21 @@ def _serve_workers(settings: ServiceSettings) -> int:
     use_system_allocator_for_arrow()
     holder = EngineHolder(StateStore(settings.state_path), settings.artifact)
     holder.load_initial()
+    metrics_dir = multiprocess_dir()
+    reloads = reload_gauge(None) if metrics_dir else None  # the supervisor's own samples
 
     def reload() -> tuple[bool, str]:
-        changed, engine = holder.reload()
-        return changed, engine.version
+        try:
+            changed, engine = holder.reload()
+            return changed, engine.version
+        finally:
+            if reloads is not None:
+                for result, n in holder.reloads.items():
+                    reloads.labels(result=result).set(n)
+
+    def exited(pid: int) -> None:
+        if metrics_dir:
+            multiprocess.mark_process_dead(pid)  # its gauges leave the live ones
 
     def newer() -> bool:
         engine = holder.engine
@@ -287,7 +310,10 @@ def _serve_workers(settings: ServiceSettings) -> int:
         reload=reload,
         watch=newer,
         watch_interval_s=settings.watch_interval_s,
+        on_exit=exited,
     ).run()
+    if metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -206,3 +206,39 @@ def test_a_worker_that_dies_is_replaced(served) -> None:
     now = _children(proc.pid)
     assert len(now) == 2 and first[0] not in now and first[1] in now
     assert all(Conn(port).get("/readyz")[0] == 200 for _ in range(4))
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            got = key[len(name) :]
+            if got.startswith("{"):
+                pairs = sorted(p for p in got.strip("{}").split(",") if not p.startswith("pid="))
+                got = ",".join(pairs)
+            if got == want:
+                total += float(value)
+    return total
+
+
+def test_metrics_add_up_every_worker(served) -> None:
+    proc, port, root = served
+    user = _user_and_model(root)
+    conns = [Conn(port) for _ in range(4)]  # two per worker
+    for c in conns:
+        for _ in range(5):
+            assert c.get(f"/v1/users/{user}/recommendations?k=3")[0] == 200
+    route = "/v1/users/{user_id}/recommendations"
+    for c in conns:  # whichever worker answers, it reports all 20 requests
+        text = c.get("/metrics")[2].decode()
+        assert _metric(text, "recsys_requests_total", route=route, method="GET", status="200") == 20
+        assert _metric(text, "recsys_request_duration_seconds_count", route=route) == 20
+        assert _metric(text, "recsys_ready") == 1
+    publish_synthetic_artifact(root / "a2", SyntheticSpec(**{**SPEC.__dict__, "seed": 6}))
+    assert Conn(port).get("/v1/admin/reload", "POST")[0] == 200
+    # The supervisor's reload count, and the exited workers' requests still counted.
+    text = Conn(port).get("/metrics")[2].decode()
+    assert _metric(text, "recsys_reloads", result="ok") == 1
+    assert _metric(text, "recsys_requests_total", route=route, method="GET", status="200") == 20
