@@ -112,11 +112,19 @@ class EngineHolder:
         The durable state (takedowns, erasures) applied to every engine.
     artifact_path
         Artifact, or directory of artifacts, that :meth:`reload` loads from.
+    release_dropped
+        Hand memory back (:func:`release_memory`) shortly after a replaced
+        artifact is collected. The supervisor of ``--workers`` does it itself,
+        before forking, instead: trimming the heap later would write to pages
+        its workers share.
     """
 
-    def __init__(self, store: StateStore, artifact_path: Path | None) -> None:
+    def __init__(
+        self, store: StateStore, artifact_path: Path | None, *, release_dropped: bool = True
+    ) -> None:
         self.store = store
         self.artifact_path = artifact_path
+        self.release_dropped = release_dropped
         self.engine: Engine | None = None
         self._lock = threading.Lock()  # one rebuild or reload at a time
         self.reloads = {"ok": 0, "refused": 0, "unchanged": 0}
@@ -247,7 +255,11 @@ class EngineHolder:
                 self.reloads["refused"] += 1
                 logger.exception("reload refused; still serving the current artifact")
                 raise
-            if current is not None and current.artifact is not engine.artifact:
+            if (
+                self.release_dropped
+                and current is not None
+                and current.artifact is not engine.artifact
+            ):
                 # Requests in flight may still use the old artifact: release once it is gone.
                 weakref.finalize(current.artifact, _release_soon)
             self.engine = engine

@@ -272,14 +272,14 @@ def _serve_workers(settings: ServiceSettings) -> int:
 
     from recsys.state import StateStore
     from serving.app import create_app
-    from serving.holder import EngineHolder, use_system_allocator_for_arrow
+    from serving.holder import EngineHolder, release_memory, use_system_allocator_for_arrow
     from serving.metrics import multiprocess_dir, reload_gauge
     from serving.workers import Supervisor
 
     if settings.artifact is None:
         raise SystemExit("--workers needs an artifact to load")
     use_system_allocator_for_arrow()
-    holder = EngineHolder(StateStore(settings.state_path), settings.artifact)
+    holder = EngineHolder(StateStore(settings.state_path), settings.artifact, release_dropped=False)
     holder.load_initial()
     metrics_dir = multiprocess_dir()
     reloads = reload_gauge(None) if metrics_dir else None  # the supervisor's own samples
@@ -311,6 +311,7 @@ def _serve_workers(settings: ServiceSettings) -> int:
         watch=newer,
         watch_interval_s=settings.watch_interval_s,
         on_exit=exited,
+        before_fork=release_memory,
     ).run()
     if metrics_dir:
         shutil.rmtree(metrics_dir, ignore_errors=True)
