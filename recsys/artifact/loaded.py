@@ -158,6 +158,17 @@ class Artifact:
         return arrow_strings(self.tracks["title"])
 
     @functools.cached_property
+    def release_day(self) -> np.ndarray:
+        """Release dates in whole days, shape (n_tracks,), datetime64[D] (NaT: unknown).
+
+        Converted once per artifact and shared by every engine view of it: the
+        release radar compares them with its reference day on every request.
+        """
+        if "release_date" in self.tracks:
+            return self.tracks["release_date"].to_numpy(dtype="datetime64[D]")
+        return np.full(len(self.tracks), np.datetime64("NaT"), dtype="datetime64[D]")
+
+    @functools.cached_property
     def artist_ids(self) -> np.ndarray:
         """Artist ids, object array, shape (n_artists,)."""
         return self.artists["artist_id"].to_numpy(dtype=object)
@@ -262,9 +273,10 @@ class Artifact:
                 if catalogue_columns is None
                 else list(dict.fromkeys([*CATALOGUE_COLUMNS, *catalogue_columns]))
             )
-            schema = pq.read_schema(path / "catalogue/tracks.parquet")
-            if columns is not None and "label_id" in schema.names and "label_id" not in columns:
-                columns.append("label_id")  # for label takedowns, as codes (below)
+            if columns is not None and "label_id" not in columns:
+                schema = pq.read_schema(path / "catalogue/tracks.parquet")
+                if "label_id" in schema.names:
+                    columns.append("label_id")  # for label takedowns, as codes (below)
             tracks = (
                 pq.read_table(path / "catalogue/tracks.parquet", columns=columns)
                 .combine_chunks()

@@ -117,13 +117,7 @@ class SurfaceContext:
         a.track_titles  # noqa: B018
         self._artist_ids = a.artist_ids
         self._artist_names = a.artist_names
-        # Release dates as the catalogue holds them (datetime64 of any unit, no copy);
-        # the release radar takes whole days of them per request.
-        self.release_day = (
-            a.tracks["release_date"].to_numpy()
-            if "release_date" in a.tracks
-            else np.full(n_tracks, np.datetime64("NaT"), dtype="datetime64[D]")
-        )
+        self.release_day = a.release_day  # once per artifact, not per engine view
         self._tags = _tag_lookup(a.artist_tags, pd.Index(self._artist_ids))
         self.seeded_artist = np.zeros(n_artists, dtype=bool)
         seeds = a.editorial_seeds

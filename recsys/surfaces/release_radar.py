@@ -45,7 +45,7 @@ def recent_tracks(ctx: SurfaceContext) -> tuple[np.ndarray, np.ndarray]:
     """Eligible tracks released in the window, and their freshness in [0, 1]."""
     ref = ctx.reference_day()
     window = ctx.settings.release_window_days
-    day = ctx.release_day.astype("datetime64[D]", copy=False)
+    day = ctx.release_day
     known = ~np.isnat(day)
     age = np.full(len(day), np.iinfo(np.int64).max, dtype=np.int64)
     age[known] = (ref - day[known]).astype(np.int64)
