@@ -216,12 +216,7 @@ class EngineHolder:
         if self.remote_reload is None:
             changed, engine = self.reload()
             return changed, engine.version
-        from serving.workers import ReloadRefused
-
-        try:
-            return self.remote_reload()
-        except ReloadRefused as exc:
-            raise ArtifactError(str(exc)) from exc
+        return self.remote_reload()
 
     def reload(self) -> tuple[bool, Engine]:
         """Load the newest artifact beside the current one, check it, swap.

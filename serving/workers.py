@@ -51,6 +51,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from recsys.errors import ArtifactError
+
 logger = logging.getLogger(__name__)
 
 #: Seconds a retiring worker waits for its connections to close before closing them.
@@ -64,10 +66,6 @@ _RETIRE = b"q"  # supervisor -> worker
 _CLOSED = b"x"  # worker -> supervisor: one dealt connection closed
 # On its request channel: a worker's request and the supervisor's JSON answer.
 _RELOAD = b"r"
-
-
-class ReloadRefused(Exception):
-    """The supervisor refused the new artifact (the message says why)."""
 
 
 class WorkerLink:
@@ -101,8 +99,9 @@ class WorkerLink:
 
         Raises
         ------
-        ReloadRefused
-            The newest artifact is broken; the current one keeps serving.
+        ArtifactError
+            The supervisor refused the newest artifact (broken); the current one
+            keeps serving.
         """
         with self._rpc_lock:
             self.rpc.send(_RELOAD)
@@ -110,7 +109,7 @@ class WorkerLink:
                 self.rpc.recv(65536) or b'{"ok": false, "error": "supervisor gone"}'
             )
         if not answer["ok"]:
-            raise ReloadRefused(answer["error"])
+            raise ArtifactError(answer["error"])
         return bool(answer["changed"]), str(answer["version"])
 
 
