@@ -148,6 +148,7 @@ class Recommender:
             order = np.lexsort((np.arange(n_tracks), -listeners))
             popular_rows = order[eligible[order]]
         self._popular = popular_rows
+        self._listeners = listeners  # the catalogue's own array, for the popular list
         # Object arrays built once per artifact, shared by every view of it.
         self._artist_ids = a.artist_ids
         self._artist_names = a.artist_names
@@ -171,10 +172,9 @@ class Recommender:
         if exclude_tracks is not None and len(exclude_tracks):
             rows = rows[~isin(rows, exclude_tracks)]
         rows = rows[:k]
-        listeners = self.artifact.tracks["listeners"].to_numpy()
         reason = Reason("popular", "Popular with listeners on the platform")
         return make_items(
-            self.artifact, rows, listeners[rows] / self._max_listeners, [reason] * len(rows)
+            self.artifact, rows, self._listeners[rows] / self._max_listeners, [reason] * len(rows)
         )
 
     def _exclusions(self, user_row: int, exclude_tracks: np.ndarray | None) -> np.ndarray:
