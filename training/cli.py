@@ -237,12 +237,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServiceSettings(artifact=args.artifact, host=args.host, port=args.port, **given)
     if settings.huge_pages and args.raw_argv is not None:
         _reexec_with_huge_pages(args.raw_argv)
+    own_metrics_dir = None
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Before prometheus_client is imported: the workers' metrics go to files there,
         # and every worker's /metrics adds them all up (serving/metrics.py).
         import tempfile
 
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="recsys-metrics-")
+        own_metrics_dir = tempfile.mkdtemp(prefix="recsys-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
+    elif settings.workers > 1:
+        # A directory given: prometheus_client writes into it but does not make it.
+        Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     from serving.app import create_app
     from serving.metrics import JsonFormatter
 
@@ -253,7 +258,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logger.warning("RECSYS_ADMIN_TOKEN is not set: admin routes are disabled")
     logger.info("state file %s", settings.state_path.resolve())
     if settings.workers > 1:
-        return _serve_workers(settings)
+        try:
+            return _serve_workers(settings)
+        finally:
+            if own_metrics_dir is not None:  # never a directory the caller gave
+                import shutil
+
+                shutil.rmtree(own_metrics_dir, ignore_errors=True)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -266,8 +277,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve_workers(settings: ServiceSettings) -> int:
     """``recsys serve --workers N``: load once, fork N workers (serving/workers.py)."""
-    import shutil
-
     from prometheus_client import multiprocess
 
     from recsys.state import StateStore
@@ -313,8 +322,6 @@ def _serve_workers(settings: ServiceSettings) -> int:
         on_exit=exited,
         before_fork=release_memory,
     ).run()
-    if metrics_dir:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -66,8 +66,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def served(tmp_path: Path):
-    """A directory with one artifact, served by a supervisor and two workers."""
+def served(tmp_path: Path, request: pytest.FixtureRequest):
+    """A directory with one artifact, served by a supervisor and two workers.
+
+    Parametrised indirectly with extra environment variables (``{tmp}`` in a
+    value is the test's temporary directory).
+    """
+    extra = {k: v.format(tmp=tmp_path) for k, v in getattr(request, "param", {}).items()}
     root = tmp_path / "artifacts"
     publish_synthetic_artifact(root / "a1", SPEC)
     port = _free_port()
@@ -77,6 +82,7 @@ def served(tmp_path: Path):
         "RECSYS_ADMIN_TOKEN": TOKEN,
         "RECSYS_STATE_PATH": str(tmp_path / "state.sqlite"),
         "RECSYS_LOG_JSON": "false",
+        **extra,
     }
     log = (tmp_path / "serve.log").open("wb")
     argv = [sys.executable, "-m", "training.cli", "serve", "--artifact", str(root)]
@@ -238,3 +244,14 @@ def test_metrics_add_up_every_worker(served) -> None:
     text = Conn(port).get("/metrics")[2].decode()
     assert _metric(text, "recsys_reloads", result="ok") == 1
     assert _metric(text, "recsys_requests_total", route=route, method="GET", status="200") == 20
+
+
+@pytest.mark.parametrize("served", [{"PROMETHEUS_MULTIPROC_DIR": "{tmp}/metrics"}], indirect=True)
+def test_a_metrics_directory_given_is_used_and_kept(served, tmp_path: Path) -> None:
+    """``recsys serve`` removes only a metrics directory it made itself."""
+    proc, port, root = served
+    assert Conn(port).get("/readyz")[0] == 200
+    assert list((tmp_path / "metrics").glob("*.db"))  # the workers write there
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=40)
+    assert list((tmp_path / "metrics").glob("*.db"))
