@@ -11,7 +11,12 @@ import recsys
 from recsys.state import StateStore
 from recsys.surfaces.engine import Engine
 from serving import errors
-from serving.holder import ArtifactWatcher, EngineHolder, use_system_allocator_for_arrow
+from serving.holder import (
+    ArtifactWatcher,
+    EngineHolder,
+    map_large_allocations,
+    use_system_allocator_for_arrow,
+)
 from serving.metrics import ServiceMetrics, ServiceMiddleware
 from serving.routers import admin, artists, health, model, radio, users
 from serving.settings import ServiceSettings
@@ -46,6 +51,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         use_system_allocator_for_arrow()  # so that reloads give memory back (see there)
+        map_large_allocations(settings.mmap_threshold)
         store = StateStore(settings.state_path)  # a connection of this process's own
         holder = EngineHolder(store, settings.artifact)
         if engine is not None:

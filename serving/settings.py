@@ -43,6 +43,16 @@ class ServiceSettings(BaseSettings):
             "Off by default since the indexes are memory-mapped files, which it does not reach."
         ),
     )
+    mmap_threshold: int = Field(
+        default=2 * 1024 * 1024,
+        ge=0,
+        le=32 * 1024 * 1024,
+        description=(
+            "Bytes from which glibc gives an allocation its own mapping, handed back when "
+            "freed, so that a replaced artifact's arrays leave at once (0: glibc's adaptive "
+            "threshold; serving.holder.map_large_allocations)."
+        ),
+    )
     workers: int = Field(
         default=1,
         ge=1,

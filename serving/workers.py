@@ -48,7 +48,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from recsys.errors import ArtifactError
@@ -59,6 +59,32 @@ logger = logging.getLogger(__name__)
 RETIRE_GRACE_S = 10.0
 #: Seconds the supervisor waits for workers to exit on shutdown.
 STOP_GRACE_S = 30.0
+
+
+@dataclass
+class RestartBackoff:
+    """When to replace a worker that died: at once, unless workers keep dying young.
+
+    A worker that served at least ``stable_s`` seconds is replaced at once. One
+    that died sooner (a fault at start-up, a bad host) counts as a failure in a
+    row, and its replacement waits ``base_s``, then twice as long after each
+    further young death, up to ``max_s``: a persistent fault then costs a fork
+    every ``max_s`` seconds instead of a fork loop.
+    """
+
+    base_s: float = 0.5
+    max_s: float = 30.0
+    stable_s: float = 10.0
+    failures: int = 0
+
+    def delay(self, uptime_s: float) -> float:
+        """Seconds to wait before replacing a worker that lived ``uptime_s`` seconds."""
+        if uptime_s >= self.stable_s:
+            self.failures = 0
+            return 0.0
+        self.failures += 1
+        return min(self.max_s, self.base_s * 2.0 ** (self.failures - 1))
+
 
 # Messages on a worker's connection channel (SOCK_SEQPACKET: one message per send).
 _CONNECTION = b"c"  # supervisor -> worker, with the connection's descriptor
@@ -120,6 +146,7 @@ class _Worker:
     rpc: socket.socket
     open: int = 0
     retiring: bool = False
+    started: float = field(default_factory=time.monotonic)
 
 
 class Supervisor:
@@ -151,6 +178,10 @@ class Supervisor:
         not once the workers share the pages.
     uvicorn_options
         Extra :class:`uvicorn.Config` options of the workers.
+    backoff
+        When a worker that died is replaced (:class:`RestartBackoff`). While
+        no worker is running, new connections wait in the listening socket's
+        backlog instead of being accepted and closed.
     """
 
     def __init__(
@@ -166,6 +197,7 @@ class Supervisor:
         on_exit: Callable[[int], None] | None = None,
         before_fork: Callable[[], None] | None = None,
         uvicorn_options: dict[str, Any] | None = None,
+        backoff: RestartBackoff | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -177,7 +209,10 @@ class Supervisor:
         self._on_exit = on_exit
         self._before_fork = before_fork
         self.uvicorn_options = dict(uvicorn_options or {})
+        self.backoff = backoff if backoff is not None else RestartBackoff()
         self.workers: dict[int, _Worker] = {}
+        self._restarts: list[float] = []  # when each pending replacement is due (monotonic)
+        self._listening = False
         self._stop = False
         self._wake_r, self._wake_w = socket.socketpair()
         self._reload_thread: threading.Thread | None = None
@@ -200,7 +235,6 @@ class Supervisor:
         self._wake_r.setblocking(False)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         sel = selectors.DefaultSelector()
-        sel.register(self.listener, selectors.EVENT_READ, "accept")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         next_watch = time.monotonic() + self._watch_interval_s
         # No automatic collections here: a collection writes to every tracked object,
@@ -219,7 +253,12 @@ class Supervisor:
                             self._start_reload()
                     except Exception:  # noqa: BLE001 - watching must go on
                         logger.exception("artifact watch failed")
-                for key, _ in sel.select(timeout=0.5):
+                self._restart_due(sel)
+                self._sync_listener(sel)
+                timeout = 0.5
+                if self._restarts:
+                    timeout = min(timeout, max(0.0, min(self._restarts) - time.monotonic()))
+                for key, _ in sel.select(timeout=timeout):
                     if key.data == "accept":
                         self._accept()
                     elif key.data == "wake":
@@ -244,6 +283,8 @@ class Supervisor:
 
     def _fork_set(self, sel: selectors.BaseSelector, n: int | None = None) -> None:
         """Fork ``n`` workers (default: a full set) over the current state."""
+        if n is None:
+            self._restarts = []  # a full set replaces the dead ones too
         gc.collect()
         if self._before_fork is not None:
             self._before_fork()
@@ -407,8 +448,39 @@ class Supervisor:
             if worker.retiring or self._stop:
                 logger.info("worker %d exited (%s)", pid, _exit_text(status))
             else:
-                logger.error("worker %d died (%s); starting another", pid, _exit_text(status))
-                self._fork_set(sel, 1)
+                delay = self.backoff.delay(time.monotonic() - worker.started)
+                logger.error(
+                    "worker %d died (%s) after %.1fs; starting another in %.1fs",
+                    pid,
+                    _exit_text(status),
+                    time.monotonic() - worker.started,
+                    delay,
+                )
+                self._restarts.append(time.monotonic() + delay)
+
+    def _restart_due(self, sel: selectors.BaseSelector) -> None:
+        """Replace the dead workers whose back-off has run out."""
+        if not self._restarts or self._stop:
+            return
+        now = time.monotonic()
+        due = [t for t in self._restarts if t <= now]
+        if due:
+            self._restarts = [t for t in self._restarts if t > now]
+            # Never more than a full set (a reload may have forked one meanwhile).
+            active = sum(not w.retiring for w in self.workers.values())
+            n = min(len(due), self.n_workers - active)
+            if n > 0:
+                self._fork_set(sel, n)
+
+    def _sync_listener(self, sel: selectors.BaseSelector) -> None:
+        """Accept connections only while a worker can take them (else they wait queued)."""
+        assert self.listener is not None
+        serving = any(not w.retiring for w in self.workers.values())
+        if serving and not self._listening:
+            sel.register(self.listener, selectors.EVENT_READ, "accept")
+        elif not serving and self._listening:
+            sel.unregister(self.listener)
+        self._listening = serving
 
     def _shutdown(self, sel: selectors.BaseSelector) -> None:
         self._stop = True

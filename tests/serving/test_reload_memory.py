@@ -110,3 +110,52 @@ def test_a_reload_hands_memory_back_before_building_the_engine(tmp_path: Path, m
     changed, served = holder.reload()
     assert changed and served.artifact.path.name == "b"
     assert events == ["release", "engine", "release"]
+
+
+_FREED_ARRAYS = """
+import sys
+import numpy as np
+from serving.holder import map_large_allocations
+
+def anon_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon"):
+            return int(line.split()[1]) / 1024
+
+print(map_large_allocations(int(sys.argv[1])))
+big = np.ones(16 * 2**20 // 8)
+del big  # glibc's adaptive threshold rises to 16 MiB here
+arrays, pins = [], []
+for _ in range(60):  # 180 MiB of 3 MiB arrays, a smaller live block after each
+    arrays.append(np.ones(3 * 2**20 // 8))
+    pins.append(bytearray(512 * 1024))  # glibc heap, too large for earlier holes
+before = anon_mib()
+del arrays  # an old artifact's arrays, freed before the next release_memory()
+print(before - anon_mib())
+"""
+
+
+@pytest.mark.skipif(
+    holder_module._LIBC is None or not Path("/proc/self/status").exists(), reason="glibc, Linux"
+)
+def test_large_arrays_freed_leave_at_once_with_a_fixed_mmap_threshold() -> None:
+    import os
+    import subprocess
+
+    def freed(threshold: int) -> tuple[bool, float]:
+        out = subprocess.run(
+            [sys.executable, "-c", _FREED_ARRAYS, str(threshold)],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        was_set, mib = out.stdout.split()
+        return was_set == "True", float(mib)
+
+    adaptive, fixed = freed(0), freed(2 * 2**20)
+    assert adaptive[0] is False and fixed[0] is True
+    assert adaptive[1] < 20  # stays in the heap, pinned by the small blocks
+    assert fixed[1] > 170  # each array had its own mapping, handed back on free

@@ -255,3 +255,45 @@ def test_a_metrics_directory_given_is_used_and_kept(served, tmp_path: Path) -> N
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=40)
     assert list((tmp_path / "metrics").glob("*.db"))
+
+
+def test_restart_backoff_doubles_for_young_deaths_and_resets_after_a_stable_worker() -> None:
+    from serving.workers import RestartBackoff
+
+    b = RestartBackoff(base_s=0.5, max_s=3.0, stable_s=10.0)
+    assert [b.delay(1.0) for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert b.delay(10.0) == 0.0 and b.failures == 0  # a worker that served a while
+    assert b.delay(0.0) == 0.5
+
+
+_CRASHING = """
+import logging, os, signal, sys, threading
+from serving.workers import RestartBackoff, Supervisor
+
+def make_app(link):
+    raise RuntimeError("this worker cannot start")
+
+exits = []
+sup = Supervisor(host="127.0.0.1", port=0, workers=2, make_app=make_app,
+                 on_exit=exits.append, backoff=RestartBackoff(base_s=0.2, max_s=1.0))
+threading.Timer(float(sys.argv[1]), os.kill, (os.getpid(), signal.SIGTERM)).start()
+logging.disable(logging.CRITICAL)
+sup.run()
+print(len(exits))
+"""
+
+
+def test_workers_that_cannot_start_are_restarted_with_backoff_not_in_a_loop() -> None:
+    # Without the back-off the supervisor forks a new worker as soon as one dies:
+    # hundreds in 3 s here. With it: 2 at once, then after 0.2, 0.4, 0.8, 1.0, ... s.
+    out = subprocess.run(
+        [sys.executable, "-c", _CRASHING, "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    exited = int(out.stdout.split()[-1])
+    assert 4 <= exited <= 12, exited
