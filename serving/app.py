@@ -11,12 +11,7 @@ import recsys
 from recsys.state import StateStore
 from recsys.surfaces.engine import Engine
 from serving import errors
-from serving.holder import (
-    ArtifactWatcher,
-    EngineHolder,
-    map_large_allocations,
-    use_system_allocator_for_arrow,
-)
+from serving.holder import ArtifactWatcher, EngineHolder, prepare_allocators
 from serving.metrics import ServiceMetrics, ServiceMiddleware
 from serving.routers import admin, artists, health, model, radio, users
 from serving.settings import ServiceSettings
@@ -50,8 +45,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        use_system_allocator_for_arrow()  # so that reloads give memory back (see there)
-        map_large_allocations(settings.mmap_threshold)
+        prepare_allocators(settings.mmap_threshold)  # so that reloads give memory back
         store = StateStore(settings.state_path)  # a connection of this process's own
         holder = EngineHolder(store, settings.artifact)
         if engine is not None:

@@ -89,6 +89,16 @@ def map_large_allocations(threshold: int) -> bool:
     return ok
 
 
+def prepare_allocators(mmap_threshold: int) -> None:
+    """Set up a serving process's allocators so that a replaced artifact's memory can leave.
+
+    Arrow through ``malloc`` (:func:`use_system_allocator_for_arrow`) and large
+    blocks on mappings of their own (:func:`map_large_allocations`).
+    """
+    use_system_allocator_for_arrow()
+    map_large_allocations(mmap_threshold)
+
+
 def release_memory() -> None:
     """Hand memory freed by a dropped artifact back to the operating system.
 

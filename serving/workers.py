@@ -448,12 +448,13 @@ class Supervisor:
             if worker.retiring or self._stop:
                 logger.info("worker %d exited (%s)", pid, _exit_text(status))
             else:
-                delay = self.backoff.delay(time.monotonic() - worker.started)
+                uptime = time.monotonic() - worker.started
+                delay = self.backoff.delay(uptime)
                 logger.error(
                     "worker %d died (%s) after %.1fs; starting another in %.1fs",
                     pid,
                     _exit_text(status),
-                    time.monotonic() - worker.started,
+                    uptime,
                     delay,
                 )
                 self._restarts.append(time.monotonic() + delay)

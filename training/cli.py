@@ -281,19 +281,13 @@ def _serve_workers(settings: ServiceSettings) -> int:
 
     from recsys.state import StateStore
     from serving.app import create_app
-    from serving.holder import (
-        EngineHolder,
-        map_large_allocations,
-        release_memory,
-        use_system_allocator_for_arrow,
-    )
+    from serving.holder import EngineHolder, prepare_allocators, release_memory
     from serving.metrics import multiprocess_dir, reload_gauge
     from serving.workers import Supervisor
 
     if settings.artifact is None:
         raise SystemExit("--workers needs an artifact to load")
-    use_system_allocator_for_arrow()
-    map_large_allocations(settings.mmap_threshold)
+    prepare_allocators(settings.mmap_threshold)
     holder = EngineHolder(StateStore(settings.state_path), settings.artifact, release_dropped=False)
     holder.load_initial()
     metrics_dir = multiprocess_dir()
