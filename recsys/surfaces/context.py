@@ -12,7 +12,7 @@ from recsys.artifact.loaded import Artifact
 from recsys.errors import UnknownArtist, UnknownTrack
 from recsys.graph.build import PROVENANCES
 from recsys.lookup import index_rows, isin
-from recsys.surfaces.recommend import Item, Reason, make_items
+from recsys.surfaces.recommend import Item, Reason, make_items, popular_order
 from recsys.surfaces.settings import SurfaceSettings
 from recsys.vectors import unit_rows
 
@@ -92,14 +92,8 @@ class SurfaceContext:
         item_ok = self.eligible[a.item_track]
         self.blocked_items = np.flatnonzero(~item_ok).astype(np.int64)
         self._item_blocked = ~item_ok if self.blocked_items.size else None
-        # Eligible tracks, most listened first, ties by row: stable sorts of the rows
-        # (increasing) by one key at a time, which hold fewer 1M-long temporaries
-        # while a reload builds this beside the serving engine than lexsort did.
-        rows = np.flatnonzero(self.eligible)
-        # Catalogue rows are held as int32 below 2**31 tracks (half the memory).
-        row_type = np.int32 if n_tracks < 2**31 else np.int64
-        popular = rows[np.argsort(-self.listeners[rows], kind="stable")].astype(row_type)
-        del rows
+        # Eligible tracks, most listened first, ties by row (the recommender's list too).
+        popular = popular_order(self.listeners, self.eligible)
         self.popular_rows = popular
         # Eligible tracks per artist in that order (CSR over artist rows).
         by_artist = self.track_artist[popular]

@@ -100,6 +100,30 @@ def make_items(
     return list(map(Item, track_ids, artist_ids, titles, scores, reasons))
 
 
+def popular_order(listeners: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """Eligible catalogue rows, most listeners first, ties by row.
+
+    Parameters
+    ----------
+    listeners, eligible
+        Per catalogue track, shape (n_tracks,).
+
+    Returns
+    -------
+    ndarray, shape (n_eligible,)
+        int32 below 2**31 tracks (half the memory of int64).
+
+    Notes
+    -----
+    One stable sort of the increasing eligible rows by listeners: fewer
+    1M-long temporaries than ``lexsort`` while a reload builds an engine
+    beside the serving one.
+    """
+    rows = np.flatnonzero(eligible)
+    row_type = np.int32 if len(eligible) < 2**31 else np.int64
+    return rows[np.argsort(-listeners[rows], kind="stable")].astype(row_type)
+
+
 class Recommender:
     """Track recommendations over a loaded artifact.
 
@@ -141,12 +165,10 @@ class Recommender:
         # Non-personalised ranking: pool tracks by distinct first-party listeners.
         listeners = a.tracks["listeners"].to_numpy()
         if popular_rows is None:
-            n_tracks = len(a.tracks)
             eligible = a.tracks["in_pool"].to_numpy(dtype=bool)
             if blocked_tracks is not None:
                 eligible = eligible & ~blocked_tracks
-            order = np.lexsort((np.arange(n_tracks), -listeners))
-            popular_rows = order[eligible[order]]
+            popular_rows = popular_order(listeners, eligible)
         self._popular = popular_rows
         self._listeners = listeners  # the catalogue's own array, for the popular list
         # Object arrays built once per artifact, shared by every view of it.
