@@ -295,8 +295,7 @@ def _serve_workers(settings: ServiceSettings) -> int:
 
     def reload() -> tuple[bool, str]:
         try:
-            changed, engine = holder.reload()
-            return changed, engine.version
+            return holder.request_reload()  # the supervisor's holder reloads itself
         finally:
             if reloads is not None:
                 for result, n in holder.reloads.items():
