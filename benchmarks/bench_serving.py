@@ -80,6 +80,7 @@ import asyncio  # noqa: E402
 import contextlib
 import dataclasses  # noqa: E402
 import datetime as dt  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import random  # noqa: E402
@@ -327,12 +328,17 @@ def serve_bare(payload_file: str, port: int, workers: int = 1) -> None:
         return {"ready": True}
 
     # The settings of `recsys serve` (training/cli.py): default loop and HTTP; with
-    # --workers, the same supervisor dealing connections to forked workers.
+    # --workers, the same supervisor dealing connections to forked workers; one
+    # process freezes its heap out of full collections as the engine's does
+    # (RECSYS_GC_FREEZE, serving.holder.freeze_long_lived).
     if workers > 1:
         from serving.workers import Supervisor
 
         Supervisor(host=HOST, port=port, workers=workers, make_app=lambda link: app).run()
     else:
+        if os.environ.get("RECSYS_GC_FREEZE", "true").lower() not in ("false", "0"):
+            gc.collect()
+            gc.freeze()
         uvicorn.run(app, host=HOST, port=port, log_config=None, access_log=False)
 
 
@@ -714,6 +720,12 @@ def main(argv: list[str] | None = None) -> int:
         help="serve with RECSYS_HUGE_PAGES=true (glibc's huge-page tunable), for comparison",
     )
     p.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="serve with RECSYS_GC_FREEZE=false (full collections scan the whole heap), "
+        "engine and bare route alike, for comparison",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -747,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
         "RECSYS_STATE_PATH": str(state),
     }
     env["RECSYS_HUGE_PAGES"] = "true" if args.huge_pages else "false"
+    env["RECSYS_GC_FREEZE"] = "false" if args.no_gc_freeze else "true"
     result: dict[str, Any] = {
         "args": {k: v for k, v in vars(args).items() if k not in ("serve_bare", "port")},
         "artifact": str(base),

@@ -47,7 +47,11 @@ def create_app(
     async def lifespan(app: FastAPI):
         prepare_allocators(settings.mmap_threshold)  # so that reloads give memory back
         store = StateStore(settings.state_path)  # a connection of this process's own
-        holder = EngineHolder(store, settings.artifact)
+        # A forked worker's heap is frozen by its supervisor before the fork (and
+        # must stay so: unfreezing would let collections copy the shared pages).
+        holder = EngineHolder(
+            store, settings.artifact, freeze_heap=settings.gc_freeze and link is None
+        )
         if engine is not None:
             snapshot = store.snapshot()
             # A forked worker keeps the supervisor's engine (and its shared pages)

@@ -13,7 +13,8 @@ class ServiceSettings(BaseSettings):
 
     Environment: ``RECSYS_ARTIFACT``, ``RECSYS_ADMIN_TOKEN``, ``RECSYS_STATE_PATH``,
     ``RECSYS_MAX_IN_FLIGHT``, ``RECSYS_WATCH_INTERVAL_S``, ``RECSYS_HOST``,
-    ``RECSYS_PORT``, ``RECSYS_LOG_JSON``, ``RECSYS_HUGE_PAGES``, ``RECSYS_WORKERS``.
+    ``RECSYS_PORT``, ``RECSYS_LOG_JSON``, ``RECSYS_HUGE_PAGES``, ``RECSYS_MMAP_THRESHOLD``,
+    ``RECSYS_GC_FREEZE``, ``RECSYS_WORKERS``.
     """
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
@@ -51,6 +52,15 @@ class ServiceSettings(BaseSettings):
             "Bytes from which glibc gives an allocation its own mapping, handed back when "
             "freed, so that a replaced artifact's arrays leave at once (0: glibc's adaptive "
             "threshold; serving.holder.map_large_allocations)."
+        ),
+    )
+    gc_freeze: bool = Field(
+        default=True,
+        description=(
+            "Keep the loaded artifact and the libraries out of the cyclic garbage collector's "
+            "full scans (gc.freeze after each load), which otherwise held the GIL 42-90 ms "
+            "(serving.holder.freeze_long_lived). Single-process servers; the supervisor of "
+            "--workers freezes around its forks."
         ),
     )
     workers: int = Field(

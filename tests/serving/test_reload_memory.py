@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
+import weakref
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ def test_old_artifact_memory_is_released_after_reload(tmp_path: Path, monkeypatc
     in_flight = holder.current()  # a request still using the old engine
 
     calls: list[int] = []
-    monkeypatch.setattr(holder_module, "_release_soon", lambda: calls.append(1))
+    monkeypatch.setattr(holder_module, "_release_soon", lambda *args: calls.append(1))
     second = publish_synthetic_artifact(root / "b", SPEC)
     changed, engine = holder.reload()
     assert changed and engine.version == second["version"]
@@ -159,3 +161,108 @@ def test_large_arrays_freed_leave_at_once_with_a_fixed_mmap_threshold() -> None:
     assert adaptive[0] is False and fixed[0] is True
     assert adaptive[1] < 20  # stays in the heap, pinned by the small blocks
     assert fixed[1] > 170  # each array had its own mapping, handed back on free
+
+
+def _tracked_ids() -> set[int]:
+    # gc.get_objects() lists the three generations, not the frozen objects.
+    return {id(o) for o in gc.get_objects()}
+
+
+def _frozen_holder(tmp_path: Path, monkeypatch) -> tuple[EngineHolder, Path, threading.Event]:
+    """A holder that freezes the heap, over a directory of one artifact; its releases signal."""
+    monkeypatch.setattr(holder_module, "RELEASE_DELAY_S", 0.0)
+    released = threading.Event()
+    real_after_drop = holder_module._after_drop
+
+    def after_drop(freeze: bool) -> None:
+        real_after_drop(freeze)
+        released.set()
+
+    monkeypatch.setattr(holder_module, "_after_drop", after_drop)
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    publish_synthetic_artifact(root / "a", SPEC)
+    holder = EngineHolder(StateStore(tmp_path / "state.sqlite"), root, freeze_heap=True)
+    holder.load_initial()
+    assert holder.engine is not None and gc.is_tracked(holder.engine)
+    assert gc.get_freeze_count() > 0
+    assert id(holder.engine) not in _tracked_ids()  # frozen: full collections skip it
+    return holder, root, released
+
+
+def test_frozen_heap_freezes_the_next_engine_once_the_old_one_is_gone(
+    tmp_path: Path, monkeypatch
+) -> None:
+    holder, root, released = _frozen_holder(tmp_path, monkeypatch)
+    old = holder.engine
+    gone = threading.Event()
+    weakref.finalize(old.artifact, gone.set)
+    publish_synthetic_artifact(root / "b", SPEC)
+    changed, new = holder.reload()
+    assert changed and new is not old
+    assert id(new) in _tracked_ids()  # not frozen while the old one may serve requests
+    del old
+    assert gone.is_set()  # frozen, yet freed by reference counting at once
+    assert released.wait(10)
+    assert id(holder.engine) not in _tracked_ids()
+
+
+def test_frozen_heap_still_collects_a_replaced_artifact_in_a_cycle(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(holder_module, "ORPHAN_CHECK_S", 0.2)
+    holder, root, released = _frozen_holder(tmp_path, monkeypatch)
+    old = holder.engine
+    # A reference cycle through the old artifact: only the cyclic collector frees
+    # it, and it never would while frozen.
+    old.artifact.cycle = [old.artifact]
+    gone = threading.Event()
+    weakref.finalize(old.artifact, gone.set)
+    publish_synthetic_artifact(root / "b", SPEC)
+    changed, new = holder.reload()
+    assert changed and new is not old
+    del old
+    gc.collect()
+    assert not gone.is_set()  # frozen, the cycle survives a full collection
+    assert gone.wait(10)  # until the check after the reload unfreezes the heap
+    assert released.wait(10)
+    assert gc.get_freeze_count() > 0
+    assert id(holder.engine) not in _tracked_ids()
+
+
+def test_heap_is_not_frozen_unless_asked(tmp_path: Path) -> None:
+    artifact = tmp_path / "a"
+    publish_synthetic_artifact(artifact, SPEC)
+    gc.unfreeze()
+    holder = EngineHolder(StateStore(tmp_path / "state.sqlite"), artifact)
+    holder.load_initial()
+    assert gc.get_freeze_count() == 0
+    assert id(holder.engine) in _tracked_ids()
+
+
+def test_reload_lets_go_of_the_replaced_artifacts_index_pages(tmp_path: Path, monkeypatch) -> None:
+    from recsys.artifact.loaded import Artifact
+
+    released: list[Artifact] = []
+    real = Artifact.release_index_pages
+
+    def record(self: Artifact) -> int:
+        released.append(self)
+        return real(self)
+
+    monkeypatch.setattr(Artifact, "release_index_pages", record)
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    publish_synthetic_artifact(root / "a", SPEC)
+    holder = EngineHolder(StateStore(tmp_path / "state.sqlite"), root)
+    holder.load_initial()
+    old = holder.engine
+    seed = old.artifact.track_ids_of([0])[0]
+    before = old.listening.track_radio(seed, 10, user_id=None)
+    assert holder.reload() == (False, old)  # nothing newer: nothing released
+    publish_synthetic_artifact(root / "b", SPEC)
+    changed, new = holder.reload()
+    assert changed
+    assert released == [old.artifact]
+    # A request still holding the old engine gets the same answers from it.
+    assert old.listening.track_radio(seed, 10, user_id=None) == before
