@@ -62,6 +62,7 @@ def create_app(
             holder.load_initial()
         if link is not None:
             holder.remote_reload = link.reload
+            link.on_retire = holder.release_index_pages
         app.state.settings = settings
         app.state.holder = holder
         app.state.metrics = metrics

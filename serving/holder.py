@@ -248,6 +248,25 @@ class EngineHolder:
         #: (:meth:`serving.workers.WorkerLink.reload`).
         self.remote_reload: Callable[[], tuple[bool, str]] | None = None
 
+    def release_index_pages(self) -> int:
+        """Let go of the served artifact's mapped index pages in this process.
+
+        A retiring worker of ``--workers`` calls it: its requests in flight
+        bring back what they touch, and the rest of the old mapping stops
+        counting beside the new workers' (see :meth:`Artifact.release_index_pages`).
+
+        Returns
+        -------
+        int
+            Bytes of mapping advised (0 with no engine).
+        """
+        engine = self.engine
+        if engine is None:
+            return 0
+        released = engine.artifact.release_index_pages()
+        logger.info("released %.0f MiB of mapped index pages", released / 2**20)
+        return released
+
     def current(self) -> Engine:
         """The engine for this request, refreshed first if the state store moved on.
 

@@ -102,12 +102,16 @@ class WorkerLink:
     draining
         Set when the worker is retired: responses then carry
         ``Connection: close``.
+    on_retire
+        Called once when the worker is retired (set by the app: it lets go of
+        the retiring artifact's mapped index pages).
     """
 
     def __init__(self, conn: socket.socket, rpc: socket.socket) -> None:
         self.conn = conn
         self.rpc = rpc
         self.draining = False
+        self.on_retire: Callable[[], Any] | None = None
         self._rpc_lock = threading.Lock()
 
     def closed(self) -> None:
@@ -323,7 +327,14 @@ class Supervisor:
         logger.info("worker %d started", pid)
 
     def _in_child(self, sel: selectors.BaseSelector) -> None:
-        """What a new worker lets go of: the supervisor's sockets and signal handlers."""
+        """What a new worker lets go of: the supervisor's sockets and signal handlers.
+
+        It also turns automatic garbage collection back on, which the supervisor
+        runs without: the objects inherited from the supervisor are frozen
+        (:meth:`_fork_set`), so the worker's collections leave their shared pages
+        alone and only visit what the worker made itself.
+        """
+        gc.enable()
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, signal.SIG_DFL)
         sel.close()
@@ -543,6 +554,10 @@ async def _serve(server: Any, link: WorkerLink) -> None:
 
     async def retire() -> None:
         link.draining = True
+        if link.on_retire is not None:
+            # The new workers are mapping the new artifact's indexes meanwhile; the
+            # old mapping's pages would otherwise stay counted until this one exits.
+            link.on_retire()
         deadline = loop.time() + RETIRE_GRACE_S
         while server.server_state.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)

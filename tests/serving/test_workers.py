@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from recsys.config import RetrievalConfig
 from recsys.synth.artifact import SyntheticSpec, publish_synthetic_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,16 +67,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture()
-def served(tmp_path: Path, request: pytest.FixtureRequest):
-    """A directory with one artifact, served by a supervisor and two workers.
-
-    Parametrised indirectly with extra environment variables (``{tmp}`` in a
-    value is the test's temporary directory).
-    """
-    extra = {k: v.format(tmp=tmp_path) for k, v in getattr(request, "param", {}).items()}
+@contextlib.contextmanager
+def _supervisor(
+    tmp_path: Path,
+    extra: dict[str, str],
+    spec: SyntheticSpec = SPEC,
+    retrieval: RetrievalConfig | None = None,
+):
+    """A directory with one artifact, served by a supervisor and two workers."""
     root = tmp_path / "artifacts"
-    publish_synthetic_artifact(root / "a1", SPEC)
+    publish_synthetic_artifact(root / "a1", spec, retrieval=retrieval)
     port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")},
@@ -89,25 +91,39 @@ def served(tmp_path: Path, request: pytest.FixtureRequest):
     proc = subprocess.Popen(
         [*argv, "--port", str(port), "--workers", "2"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            c = Conn(port)
-            if c.get("/readyz")[0] == 200:
-                c.close()
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.2)
-    yield proc, port, root
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=40)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                c = Conn(port)
+                if c.get("/readyz")[0] == 200:
+                    c.close()
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        yield proc, port, root
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            log.close()
+
+
+@pytest.fixture()
+def served(tmp_path: Path, request: pytest.FixtureRequest):
+    """A directory with one artifact, served by a supervisor and two workers.
+
+    Parametrised indirectly with extra environment variables (``{tmp}`` in a
+    value is the test's temporary directory).
+    """
+    extra = {k: v.format(tmp=tmp_path) for k, v in getattr(request, "param", {}).items()}
+    with _supervisor(tmp_path, extra) as running:
+        yield running
 
 
 def _bench_processes():
@@ -169,6 +185,57 @@ def test_reload_reforks_workers_and_old_connections_are_closed(served) -> None:
         time.sleep(0.1)
     after = _children(proc.pid)
     assert len(after) == 2 and not after & before
+
+
+def _mapped_rss_kib(pid: int, under: Path) -> int:
+    """Resident KiB of the process's mappings of faiss files in ``under`` (/proc/PID/smaps)."""
+    total, counting = 0, False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+            path = fields[5] if len(fields) >= 6 else ""
+            counting = path.startswith(f"{under}/") and path.endswith(".faiss")
+        elif counting and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/PID/smaps")
+def test_a_retiring_worker_lets_go_of_the_old_artifacts_index_pages(tmp_path: Path) -> None:
+    # Graph indexes, mapped from their files (a pool this small is searched exactly
+    # by default, from memory).
+    spec = SyntheticSpec(n_pool_tracks=3000, n_artists=120, n_users=200, factors=16, seed=3)
+    hnsw = RetrievalConfig(exact_threshold=0)
+    with _supervisor(tmp_path, {}, spec, hnsw) as (proc, port, root):
+        old_index = root / "a1" / "index"
+        old_workers = _children(proc.pid)
+        import pandas as pd
+
+        catalogue = pd.read_parquet(root / "a1" / "catalogue/tracks.parquet")
+        tracks = catalogue.loc[catalogue["in_pool"], "track_id"].tolist()
+        conns = [Conn(port), Conn(port)]  # one per worker
+        for i, track in enumerate(tracks[:40]):
+            assert conns[i % 2].get(f"/v1/radio/tracks/{track}?size=20")[0] == 200
+        touched = {pid: _mapped_rss_kib(pid, old_index) for pid in old_workers}
+        assert all(kib > 256 for kib in touched.values()), touched
+        publish_synthetic_artifact(root / "a2", SyntheticSpec(**{**SPEC.__dict__, "seed": 6}))
+        assert Conn(port).get("/v1/admin/reload", "POST")[0] == 200
+        # The old workers stay while their connections are open, and let go of the
+        # old mapping as they are retired.
+        # (Measured: 880 KiB each, then 28 KiB: the pages at the arrays' unaligned
+        # ends and the file's header, which stay.)
+        deadline = time.monotonic() + 4
+        while True:
+            left = {pid: _mapped_rss_kib(pid, old_index) for pid in old_workers}
+            if all(kib <= 64 for kib in left.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert all(kib <= 64 for kib in left.values()), (touched, left)
+        # A request in flight on the old artifact still gets its answer.
+        status, _, _ = conns[0].get(f"/v1/radio/tracks/{tracks[0]}?size=20")
+        assert status == 200 and conns[0].closed_by_server
+        for c in conns:
+            c.close()
 
 
 def test_a_broken_artifact_is_refused_and_nothing_changes(served) -> None:
@@ -297,3 +364,56 @@ def test_workers_that_cannot_start_are_restarted_with_backoff_not_in_a_loop() ->
     assert out.returncode == 0, out.stderr[-2000:]
     exited = int(out.stdout.split()[-1])
     assert 4 <= exited <= 12, exited
+
+
+_GC_REPORTING = """
+import json, gc, sys
+from serving.workers import Supervisor
+
+def make_app(link):
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        body = json.dumps({"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+    return app
+
+gc.enable()
+Supervisor(host="127.0.0.1", port=int(sys.argv[1]), workers=1, make_app=make_app).run()
+"""
+
+
+def test_workers_collect_garbage_but_not_the_objects_shared_with_the_supervisor() -> None:
+    # The supervisor runs with automatic collections off and freezes its objects
+    # before forking; a worker must turn collections back on (a cycle made by a
+    # request would otherwise never be freed) and keep the inherited objects frozen.
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _GC_REPORTING, str(port)],
+        cwd=ROOT,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, _, body = Conn(port).get("/")
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "did not start"
+                time.sleep(0.1)
+        assert status == 200
+        report = json.loads(body)
+        assert report["enabled"] is True
+        assert report["frozen"] > 1000
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
