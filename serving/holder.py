@@ -164,20 +164,21 @@ def _collect_if_still_alive(ref: weakref.ref) -> None:
     freeze_long_lived()
 
 
-def _release_soon(freeze: bool = False) -> None:
+def _release_soon(freeze: bool = False, release: bool = True) -> None:
     # Runs in whichever thread dropped the old artifact last (possibly a
     # request's): release from a timer thread instead, once the freeing is done.
-    timer = threading.Timer(RELEASE_DELAY_S, _after_drop, args=(freeze,))
+    timer = threading.Timer(RELEASE_DELAY_S, _after_drop, args=(freeze, release))
     timer.daemon = True
     timer.name = "release-memory"
     timer.start()
 
 
-def _after_drop(freeze: bool) -> None:
+def _after_drop(freeze: bool, release: bool = True) -> None:
     """What follows a replaced artifact's collection: refreeze, then hand memory back."""
     if freeze:
         freeze_long_lived()
-    release_memory()
+    if release:
+        release_memory()
 
 
 #: GIL switch interval while a reload loads beside the serving event loop (Python's
@@ -387,21 +388,23 @@ class EngineHolder:
                 self.reloads["refused"] += 1
                 logger.exception("reload refused; still serving the current artifact")
                 raise
-            if (
-                self.release_dropped
-                and current is not None
-                and current.artifact is not engine.artifact
-            ):
-                # Requests in flight may still use the old artifact: release once it is gone.
-                weakref.finalize(current.artifact, _release_soon, self.freeze_heap)
+            replaced = (
+                current.artifact
+                if current is not None and current.artifact is not engine.artifact
+                else None
+            )
+            if replaced is not None and (self.release_dropped or self.freeze_heap):
+                # Requests in flight may still use the old artifact: release (and
+                # freeze the new one) once it is gone.
+                weakref.finalize(replaced, _release_soon, self.freeze_heap, self.release_dropped)
             self.engine = engine
-            if current is not None and current.artifact is not engine.artifact:
+            if replaced is not None:
                 # The new engine's first searches map its index files 2 MiB at a time
                 # (about 300 MB within 10 ms, measured), while the old mapping stays
                 # resident until the last request on it ends: a peak of both. Its
                 # pages go now; a request still on it brings back what it touches.
-                current.artifact.release_index_pages()
-            if self.freeze_heap and current is not None:
+                replaced.release_index_pages()
+            if self.freeze_heap and replaced is not None:
                 # The old artifact stays frozen and goes by reference counting when the
                 # last request using it ends; the release that follows freezes the new
                 # one. Unfreezing here made collections scan the whole heap again: 1.19 s
@@ -409,12 +412,12 @@ class EngineHolder:
                 # Should a cycle keep the old one alive, the check below hands it to the
                 # collector.
                 timer = threading.Timer(
-                    ORPHAN_CHECK_S, _collect_if_still_alive, args=(weakref.ref(current.artifact),)
+                    ORPHAN_CHECK_S, _collect_if_still_alive, args=(weakref.ref(replaced),)
                 )
                 timer.daemon = True
                 timer.name = "orphan-check"
                 timer.start()
-            del current  # no reference from here keeps the old engine alive
+            del current, replaced  # no reference from here keeps the old engine alive
             self.reloads["ok"] += 1
             logger.info("reloaded artifact %s in %.2fs", engine.version, time.perf_counter() - t0)
             return True, engine

@@ -58,7 +58,7 @@ class ServiceSettings(BaseSettings):
         default=True,
         description=(
             "Keep the loaded artifact and the libraries out of the cyclic garbage collector's "
-            "full scans (gc.freeze after each load), which otherwise held the GIL 42-90 ms "
+            "full scans (gc.freeze after each load), which otherwise held the GIL 42-98 ms "
             "(serving.holder.freeze_long_lived). Single-process servers; the supervisor of "
             "--workers freezes around its forks."
         ),

@@ -174,8 +174,8 @@ def _frozen_holder(tmp_path: Path, monkeypatch) -> tuple[EngineHolder, Path, thr
     released = threading.Event()
     real_after_drop = holder_module._after_drop
 
-    def after_drop(freeze: bool) -> None:
-        real_after_drop(freeze)
+    def after_drop(*args: bool) -> None:
+        real_after_drop(*args)
         released.set()
 
     monkeypatch.setattr(holder_module, "_after_drop", after_drop)
