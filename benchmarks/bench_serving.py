@@ -336,7 +336,13 @@ def serve_bare(payload_file: str, port: int, workers: int = 1) -> None:
 
         Supervisor(host=HOST, port=port, workers=workers, make_app=lambda link: app).run()
     else:
-        if os.environ.get("RECSYS_GC_FREEZE", "true").lower() not in ("false", "0"):
+        # The service's own reading of RECSYS_GC_FREEZE; the freeze itself is
+        # serving.holder.freeze_long_lived's two calls, repeated here because
+        # importing serving.holder would load the engine's libraries into the bare
+        # process (its memory and heap are part of the comparison).
+        from serving.settings import ServiceSettings
+
+        if ServiceSettings().gc_freeze:
             gc.collect()
             gc.freeze()
         uvicorn.run(app, host=HOST, port=port, log_config=None, access_log=False)
