@@ -43,6 +43,11 @@ What it does
    so that the throughput ratio compares the two on the same machine state:
    on a shared machine, two phases minutes apart moved by tens of percent
    (the bare route measured 682 to 1146 rps in one afternoon).
+4. **Each route alone** (``--per-route SECONDS``, off by default). Each route
+   of the mix is then driven alone, on the engine and then on the bare route
+   with that route's answer, and the server CPU per request of both is
+   printed, with their mix-weighted sums: what each route costs above a route
+   that only returns its JSON.
 
 A failure is any non-2xx answer, an answer that is not the expected JSON (no
 ``items``), a connection error or a request slower than ``--timeout``; the run
@@ -462,9 +467,10 @@ def _requests(ids: dict[str, list[str]], rng: random.Random, only: str | None = 
         yield route, f"{REQUESTS[kind][1].format(item)}?{param}={k}", k
 
 
-def _bare_requests(ids: dict[str, list[str]], rng: random.Random):
-    """The bare route's stream: the engine's mix, each request for a captured answer of its kind."""
-    for _, kind, item, param, k in _picks(ids, rng):
+def _bare_requests(ids: dict[str, list[str]], rng: random.Random, only: str | None = None):
+    """The bare route's stream: the engine's mix (or ``only`` that route's kind), each
+    request for a captured answer of its kind."""
+    for _, kind, item, param, k in _picks(ids, rng, only):
         yield BARE, f"/bare/{kind}/{item}?{param}={k}", k
 
 
@@ -719,6 +725,15 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="the no-reload phase and the bare route alternate in this many slices",
     )
+    p.add_argument(
+        "--per-route",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after the alternating slices, drive each route alone for SECONDS on the "
+        "engine and then on the bare route, and print the server CPU per request of each "
+        "(0, the default: skipped)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--huge-pages",
@@ -826,6 +841,8 @@ def main(argv: list[str] | None = None) -> int:
                 round(len(e.records) / e.elapsed_s / max(len(b.records) / b.elapsed_s, 1e-9), 3)
                 for e, b in zip(engine_slices, bare_slices, strict=True)
             ]
+            if args.per_route > 0:
+                result["per_route"] = per_route_costs(args, ids, drive, engine, bare)
             bare_status = bare.status()
             bare.stop()
             bare = None
@@ -845,6 +862,73 @@ def main(argv: list[str] | None = None) -> int:
     failures = sum(result["routes"][k]["all"]["all"]["failures"] for k in phases)
     reloads_ok = sum(r["ok"] for r in reload_phase.reloads)
     return 1 if failures or reloads_ok != args.reloads else 0
+
+
+def per_route_costs(
+    args: argparse.Namespace, ids: dict[str, list[str]], drive: Any, engine: Server, bare: Server
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Each route of the mix alone, engine then bare route, ``--per-route`` seconds each.
+
+    What one request of each route costs the server under the same load (16
+    closed-loop clients), next to the bare route returning that route's answer:
+    the mix's throughput ratio is set by these costs, weighted by the mix.
+
+    Returns
+    -------
+    dict
+        Route -> ``{"engine": stats, "bare": stats}``, each with ``rps``,
+        ``cpu_ms`` (server CPU per request), ``client_cpu_ms``, ``p50_ms``,
+        ``p99_ms`` and ``failures``.
+    """
+    rng = random.Random(args.seed + 2)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for route, _ in ROUTES:
+        engine_phase = drive(engine, _requests(ids, rng, only=route), args.per_route)
+        bare_phase = drive(bare, _bare_requests(ids, rng, only=route), args.per_route)
+        out[route] = {}
+        for who, ph in (("engine", engine_phase), ("bare", bare_phase)):
+            n = max(1, len(ph.records))
+            stats = _stats(ph.records, ph.elapsed_s)
+            out[route][who] = {
+                "rps": stats["rps"],
+                "cpu_ms": round(ph.server_cpu_s * 1000 / n, 3),
+                "client_cpu_ms": round(ph.client_cpu_s * 1000 / n, 3),
+                "p50_ms": stats.get("p50_ms", 0.0),
+                "p99_ms": stats.get("p99_ms", 0.0),
+                "failures": stats["failures"],
+            }
+        logger.info(
+            "%s alone: engine %.2f ms, bare %.2f ms of server CPU per request",
+            route,
+            out[route]["engine"]["cpu_ms"],
+            out[route]["bare"]["cpu_ms"],
+        )
+    return out
+
+
+def print_per_route(per_route: dict[str, dict[str, dict[str, float]]], seconds: float) -> None:
+    """The table of :func:`per_route_costs`, and its costs weighted by the mix."""
+    print(f"\neach route alone ({seconds:.0f}s engine, then {seconds:.0f}s bare route)")
+    print(
+        f"{'route':34s} {'share':>6s} {'rps':>7s} {'bare rps':>9s} {'CPU ms':>7s} "
+        f"{'bare CPU':>9s} {'extra ms':>9s} {'p99 ms':>7s} {'bare p99':>9s}"
+    )
+    mix = {"engine": 0.0, "bare": 0.0}
+    for route, share in ROUTES:
+        e, b = per_route[route]["engine"], per_route[route]["bare"]
+        mix["engine"] += share * e["cpu_ms"]
+        mix["bare"] += share * b["cpu_ms"]
+        print(
+            f"{route:34s} {share:6.2f} {e['rps']:7.1f} {b['rps']:9.1f} {e['cpu_ms']:7.2f} "
+            f"{b['cpu_ms']:9.2f} {e['cpu_ms'] - b['cpu_ms']:9.2f} {e['p99_ms']:7.1f} "
+            f"{b['p99_ms']:9.1f}"
+        )
+    print(
+        f"weighted by the mix: engine {mix['engine']:.2f} ms, bare {mix['bare']:.2f} ms of "
+        f"server CPU per request (bare / engine {mix['bare'] / max(mix['engine'], 1e-9):.2f}; "
+        f"half the bare route's throughput needs the engine at or under "
+        f"{2 * mix['bare']:.2f} ms where the server's CPU is the limit)"
+    )
 
 
 def merge(phases: list[Phase]) -> Phase:
@@ -1006,6 +1090,8 @@ def report(
         f"{r['steady_file']} MiB of mapped files (RSS), {r['steady_huge_pages']} MiB on huge pages"
     )
     print(f"server CPU ms per request: {result['cpu_ms_per_request']}")
+    if result.get("per_route"):
+        print_per_route(result["per_route"], args.per_route)
     print(
         "CPU seconds (server, client): "
         + "; ".join(

@@ -39,6 +39,8 @@ def test_load_test_runs_reloads_and_reports(tmp_path: Path, workers: int) -> Non
         "--workers",
         str(workers),
     ]
+    if workers == 1:
+        argv += ["--per-route", "0.5"]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     run = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -77,3 +79,18 @@ def test_load_test_runs_reloads_and_reports(tmp_path: Path, workers: int) -> Non
         assert r["rss_mib"]["max_sampled"] >= r["rss_mib"]["steady"] > 0
         assert r["rss_mib"]["steady"] < r["rss_mib"]["steady_rss"]
     assert "throughput ratio engine / bare" in run.stdout
+    if workers == 1:
+        # Each route driven alone on both servers, its CPU per request reported.
+        assert set(r["per_route"]) == {
+            "recommendations (known user)",
+            "recommendations (unknown user)",
+            "artist radio",
+            "track radio",
+        }
+        for sides in r["per_route"].values():
+            for who in ("engine", "bare"):
+                assert sides[who]["rps"] > 0 and sides[who]["cpu_ms"] > 0
+                assert sides[who]["failures"] == 0
+        assert "each route alone" in run.stdout and "weighted by the mix" in run.stdout
+    else:
+        assert "per_route" not in r
