@@ -732,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="after the alternating slices, drive each route alone for SECONDS on the "
         "engine and then on the bare route, and print the server CPU per request of each "
-        "(0, the default: skipped)",
+        "(0, the default: skipped; also skipped with --no-bare)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -11,6 +11,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The routes of the load test's mix.
+ROUTES = {
+    "recommendations (known user)",
+    "recommendations (unknown user)",
+    "artist radio",
+    "track radio",
+}
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -51,12 +58,7 @@ def test_load_test_runs_reloads_and_reports(tmp_path: Path, workers: int) -> Non
     assert all(r["routes"][p]["all"]["all"]["failures"] == 0 for p in ("steady", "reloads", "bare"))
     assert sum(x["ok"] for x in r["reloads"]) == 2 and r["versions_answered"] >= 3
     # Each route of the mix was driven, and reported with its latency percentiles.
-    for route in (
-        "recommendations (known user)",
-        "recommendations (unknown user)",
-        "artist radio",
-        "track radio",
-    ):
+    for route in ROUTES:
         stats = r["routes"]["steady"][route]["all"]
         assert stats["requests"] > 0 and 0 < stats["p50_ms"] <= stats["p99_ms"]
     # The bare route returns JSON of each engine answer's size (its user id aside).
@@ -81,12 +83,7 @@ def test_load_test_runs_reloads_and_reports(tmp_path: Path, workers: int) -> Non
     assert "throughput ratio engine / bare" in run.stdout
     if workers == 1:
         # Each route driven alone on both servers, its CPU per request reported.
-        assert set(r["per_route"]) == {
-            "recommendations (known user)",
-            "recommendations (unknown user)",
-            "artist radio",
-            "track radio",
-        }
+        assert set(r["per_route"]) == ROUTES
         for sides in r["per_route"].values():
             for who in ("engine", "bare"):
                 assert sides[who]["rps"] > 0 and sides[who]["cpu_ms"] > 0
