@@ -449,6 +449,10 @@ class Phase:
     client_cpu_s: float = 0.0
     server_cpu_s: float = 0.0
 
+    def cpu_ms_per_request(self, who: str = "server") -> float:
+        """CPU milliseconds per request of the ``"server"`` or the ``"client"``."""
+        return getattr(self, f"{who}_cpu_s") * 1000 / max(1, len(self.records))
+
 
 def _picks(ids: dict[str, list[str]], rng: random.Random, only: str | None = None):
     """``(route, kind, id, param, k)`` in the :data:`ROUTES` mix (or ``only`` that route)."""
@@ -887,12 +891,11 @@ def per_route_costs(
         bare_phase = drive(bare, _bare_requests(ids, rng, only=route), args.per_route)
         out[route] = {}
         for who, ph in (("engine", engine_phase), ("bare", bare_phase)):
-            n = max(1, len(ph.records))
             stats = _stats(ph.records, ph.elapsed_s)
             out[route][who] = {
                 "rps": stats["rps"],
-                "cpu_ms": round(ph.server_cpu_s * 1000 / n, 3),
-                "client_cpu_ms": round(ph.client_cpu_s * 1000 / n, 3),
+                "cpu_ms": round(ph.cpu_ms_per_request("server"), 3),
+                "client_cpu_ms": round(ph.cpu_ms_per_request("client"), 3),
                 "p50_ms": stats.get("p50_ms", 0.0),
                 "p99_ms": stats.get("p99_ms", 0.0),
                 "failures": stats["failures"],
@@ -1032,8 +1035,7 @@ def report(
                 "steady_file": mib(status["steady"].get("RssFile", 0)),
             },
             "cpu_ms_per_request": {
-                k: round(ph.server_cpu_s * 1000 / max(1, len(ph.records)), 2)
-                for k, ph in phases.items()
+                k: round(ph.cpu_ms_per_request(), 2) for k, ph in phases.items()
             },
             "cpu_s": {
                 f"{k}_{who}": round(getattr(ph, f"{who}_cpu_s"), 1)
